@@ -10,7 +10,7 @@ import sys
 try:
     import ansible_collections.tapecrypt.ekm  # noqa: F401  pylint: disable=unused-import
 except ImportError:
-    _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     _BUILD = os.path.join(_ROOT, '.build')
     _LINK = os.path.join(_BUILD, 'ansible_collections', 'tapecrypt', 'ekm')
     if not os.path.exists(_LINK):
