@@ -1,0 +1,275 @@
+# Copyright (c) 2026 tapecrypt.ekm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Keystore inventory, fingerprints, comparison and the two ways of adding keys.
+
+Everything here works on aliases, counts and hashes. Key bytes exist only inside
+``fingerprint()`` callers and the sealing step, and never leave this process: results,
+diffs and errors name aliases, never key material.
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import hmac
+import os
+import shutil
+import subprocess
+import tempfile
+
+from ansible_collections.tapecrypt.ekm.plugins.module_utils import _jceks
+from ansible_collections.tapecrypt.ekm.plugins.module_utils._aliases import compress
+
+FINGERPRINT_LABEL = b'tapecrypt.ekm key fingerprint v1'
+KIND_NAMES = {'secret': 'SecretKeyEntry', 'private': 'PrivateKeyEntry', 'trusted': 'trustedCertEntry'}
+# How many aliases an error message names before it says "and N more".
+NAMED_IN_ERRORS = 20
+
+
+class KeystoreError(Exception):
+    """A domain error; the message is a complete sentence for ``fail_json``."""
+
+
+def fingerprint(key):
+    """Compare keys across servers without revealing them: a PRF output under a fixed label."""
+    return hmac.new(key, FINGERPRINT_LABEL, hashlib.sha256).hexdigest()[:16]
+
+
+def name_aliases(aliases, limit=NAMED_IN_ERRORS):
+    """A short, readable list of aliases for messages: ranges compressed, long lists cut."""
+    items = compress(aliases)
+    if len(items) > limit:
+        return '%s and %d more' % (', '.join(items[:limit]), len(items) - limit)
+    return ', '.join(items)
+
+
+def iso_time(ms):
+    return datetime.datetime.fromtimestamp(ms / 1000.0, tz=datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ')[:-4] + 'Z'
+
+
+def digest(keystore):
+    """SHA-256 over the sorted ``alias:entry_sha256`` lines: equal digests mean byte-equal entries."""
+    h = hashlib.sha256()
+    for alias, sha in sorted((e.alias.lower(), e.sha256) for e in keystore.entries):
+        h.update(('%s:%s\n' % (alias, sha)).encode('utf-8'))
+    return h.hexdigest()
+
+
+def read(path, password=None):
+    """Load a keystore file; ``(None, None)`` when it does not exist.
+
+    A wrong password, a truncated or altered file all raise ``KeystoreError`` naming the path.
+    """
+    try:
+        with open(path, 'rb') as f:
+            data = f.read()
+    except FileNotFoundError:
+        return None, None
+    except OSError as exc:
+        raise KeystoreError('Cannot read keystore %s: %s.' % (path, exc.strerror or exc))
+    try:
+        return _jceks.load(data, password), data
+    except _jceks.JceksError as exc:
+        raise KeystoreError('Keystore %s: %s' % (path, exc))
+
+
+def entry_info(entry, key_password=None, with_fingerprint=False):
+    """One inventory row. Decrypts only when a fingerprint is asked for."""
+    info = {
+        'alias': entry.alias,
+        'kind': entry.kind,
+        'created': iso_time(entry.created),
+        'entry_sha256': entry.sha256,
+        'algorithm': None,
+        'size': None,
+    }
+    if entry.kind == 'secret':
+        if with_fingerprint:
+            algorithm, key = _jceks.unseal(entry, key_password)
+            info['algorithm'] = algorithm
+            info['size'] = len(key) * 8
+            info['fingerprint'] = fingerprint(key)
+        elif entry.is_sunjce:
+            info['algorithm'], info['size'] = entry.guess_secret_key()
+    return info
+
+
+def inventory(keystore, path=None, data=None, fingerprints=False, key_password=None):
+    """The ``keystore`` result of ``keystore_info``; shaped for ``json_query``."""
+    entries = [entry_info(e, key_password, fingerprints) for e in keystore.entries]
+    secret = [e.alias for e in keystore.entries if e.kind == 'secret']
+    return {
+        'path': path,
+        'exists': True,
+        'sha256': hashlib.sha256(data).hexdigest() if data is not None else None,
+        'type': 'JKS' if keystore.magic == 0xFEEDFEED else 'JCEKS',
+        'count': len(keystore.entries),
+        'ranges': compress(secret),
+        'digest': digest(keystore),
+        'entries': entries,
+    }
+
+
+def check_existing(keystore, aliases, backend='python'):
+    """Every requested alias that exists must be a 256-bit AES secret key.
+
+    Judged from the entry's structure without decrypting (an AES-256 SecretKeySpec always
+    seals to the same length), so a no-change run over thousands of keys stays fast. Entries
+    sealed by another provider (IBM's JRE) cannot be judged that way: the python backend
+    refuses them and names ``backend: keytool``; the keytool backend accepts them, since that
+    JRE made them.
+    """
+    wrong, foreign = [], []
+    for alias in aliases:
+        entry = keystore.get(alias)
+        if entry is None:
+            continue
+        if entry.kind != 'secret':
+            wrong.append('%s (%s)' % (entry.alias, KIND_NAMES.get(entry.kind, entry.kind)))
+        elif not entry.is_sunjce:
+            foreign.append(entry.alias)
+        elif entry.guess_secret_key() != ('AES', 256):
+            wrong.append('%s (a secret key that is not 256-bit AES)' % entry.alias)
+    if wrong:
+        raise KeystoreError('These aliases exist but are not 256-bit AES secret keys, so they cannot serve as tape data keys: %s. '
+                            'Nothing was changed; choose other aliases or ranges.' % ', '.join(wrong[:NAMED_IN_ERRORS]))
+    if foreign and backend == 'python':
+        raise KeystoreError('These entries were sealed by another Java provider (for example the IBM JRE that EKM ships with) and '
+                            'cannot be checked or extended by the python backend: %s. Use backend: keytool with that JRE. '
+                            'Nothing was changed.' % name_aliases(foreign))
+
+
+def new_entries(aliases, key_password, iteration_count, processes=None):
+    """Fresh random AES-256 keys, sealed in the SunJCE format (parallel: the PBE loop is the cost)."""
+    items = [(a, _jceks.generate_aes_key()) for a in aliases]
+    try:
+        return _jceks.seal_secret_keys(items, key_password, iteration_count, processes=processes)
+    finally:
+        del items
+
+
+def add_python(keystore, aliases, password, key_password, iteration_count, processes=None):
+    """New file bytes holding every old entry byte for byte plus the new keys, integrity-checked."""
+    for entry in new_entries(aliases, key_password, iteration_count, processes):
+        keystore.add(entry)
+    data = _jceks.dump(keystore, password)
+    # Read our own output back with the password before anything touches the disk.
+    _jceks.load(data, password)
+    return data
+
+
+class Keytool:
+    """The host's own keytool, for EKM hosts whose JRE cannot read SunJCE entries.
+
+    Passwords travel in the environment (``-storepass:env``), never on the command line,
+    and ``LANG=C`` keeps messages parseable.
+    """
+
+    def __init__(self, keytool_path=None, java_home=None, run=None):
+        if keytool_path:
+            self.path = keytool_path
+        elif java_home:
+            self.path = os.path.join(java_home, 'bin', 'keytool')
+        else:
+            self.path = shutil.which('keytool')
+        if not self.path or not os.access(self.path, os.X_OK):
+            raise KeystoreError('keytool was not found%s; set keytool_path or java_home to the JRE that EKM runs on.'
+                                % (' at %s' % self.path if self.path else ' on PATH'))
+        self._run = run or self._subprocess_run
+
+    @staticmethod
+    def _subprocess_run(argv, env):
+        proc = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              check=False)
+        return proc.returncode, proc.stdout.decode('utf-8', 'replace')
+
+    def call(self, args, secrets):
+        env = {k: v for k, v in os.environ.items() if not k.startswith('TAPECRYPT_')}
+        env.update({'LANG': 'C', 'LC_ALL': 'C'})
+        env.update(secrets)
+        rc, out = self._run([self.path] + args, env)
+        if rc != 0:
+            for value in secrets.values():
+                if value:
+                    out = out.replace(value, '********')
+            raise KeystoreError('keytool %s failed (rc=%d): %s' % (args[0], rc, ' '.join(out.split())[:500]))
+        return out
+
+    def genseckey(self, path, alias, password, key_password):
+        self.call(['-genseckey', '-alias', alias, '-keyalg', 'AES', '-keysize', '256', '-storetype', 'JCEKS',
+                   '-keystore', path, '-storepass:env', 'TAPECRYPT_SP', '-keypass:env', 'TAPECRYPT_KP', '-noprompt'],
+                  {'TAPECRYPT_SP': password, 'TAPECRYPT_KP': key_password})
+
+    def verify(self, path, password, key_password, aliases):
+        """Make keytool decrypt every entry by copying it into a throw-away store.
+
+        With one password for store and keys (what EKM uses) a single ``-importkeystore`` copies
+        everything; otherwise each of ``aliases`` is copied on its own with its key password.
+        """
+        workdir = tempfile.mkdtemp(prefix='tapecrypt-verify-')
+        try:
+            dest = os.path.join(workdir, 'verify.p12')
+            common = ['-srckeystore', path, '-srcstoretype', 'JCEKS', '-srcstorepass:env', 'TAPECRYPT_SP',
+                      '-destkeystore', dest, '-deststoretype', 'PKCS12', '-deststorepass:env', 'TAPECRYPT_SP', '-noprompt']
+            secrets = {'TAPECRYPT_SP': password, 'TAPECRYPT_KP': key_password}
+            if key_password == password:
+                self.call(['-importkeystore'] + common, secrets)
+            else:
+                for alias in aliases:
+                    self.call(['-importkeystore'] + common + ['-srcalias', alias, '-srckeypass:env', 'TAPECRYPT_KP',
+                                                              '-destkeypass:env', 'TAPECRYPT_SP'], secrets)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def add_keytool(keytool, path, data, aliases, password, key_password):
+    """Let keytool add the keys to a private copy; return the new bytes after checking nothing was lost."""
+    workdir = tempfile.mkdtemp(prefix='tapecrypt-keytool-')
+    try:
+        work = os.path.join(workdir, os.path.basename(path) or 'keystore.jck')
+        if data is not None:
+            with open(work, 'wb') as f:
+                f.write(data)
+        for alias in aliases:
+            keytool.genseckey(work, alias, password, key_password)
+        with open(work, 'rb') as f:
+            new = f.read()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    before = _jceks.load(data, password) if data is not None else _jceks.new_keystore()
+    after = _jceks.load(new, password)
+    lost = [e.alias for e in before.entries if after.get(e.alias) is None]
+    missing = [a for a in aliases if after.get(a) is None]
+    if lost or missing:
+        raise KeystoreError('keytool did not produce the expected keystore (lost: %s; not added: %s); nothing was changed.'
+                            % (name_aliases(lost) or 'none', name_aliases(missing) or 'none'))
+    return new
+
+
+def compare(primary, redundant, primary_key_password=None, redundant_key_password=None):
+    """The subset rule: every redundant alias must exist on the primary with the same key.
+
+    Returns ``(missing, conflicts)``: aliases the redundant lacks, and aliases whose key differs
+    (or that the primary does not have at all). Byte-equal entries are equal keys; entries whose
+    bytes differ are unsealed on both sides and compared by fingerprint.
+    """
+    missing = [e.alias for e in primary.entries if redundant.get(e.alias) is None]
+    conflicts = []
+    for entry in redundant.entries:
+        other = primary.get(entry.alias)
+        if other is None:
+            conflicts.append(entry.alias)
+        elif other.body == entry.body:
+            continue
+        elif entry.kind != 'secret' or other.kind != 'secret':
+            if entry.kind != other.kind or entry.body != other.body:
+                conflicts.append(entry.alias)
+        else:
+            try:
+                _a1, k1 = _jceks.unseal(other, primary_key_password)
+                _a2, k2 = _jceks.unseal(entry, redundant_key_password)
+            except _jceks.JceksError as exc:
+                raise KeystoreError('Cannot compare alias %s between the servers: %s' % (entry.alias, exc))
+            if not hmac.compare_digest(fingerprint(k1), fingerprint(k2)):
+                conflicts.append(entry.alias)
+    return missing, conflicts

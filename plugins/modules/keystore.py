@@ -1,0 +1,322 @@
+#!/usr/bin/python
+# Copyright (c) 2026 tapecrypt.ekm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: keystore
+short_description: Ensure AES-256 tape data keys exist in an EKM JCEKS keystore
+version_added: 0.1.0
+description:
+  - Ensures that every alias of O(ranges) and O(aliases) holds a 256-bit AES secret key in the JCEKS keystore that
+    the IBM/Dell Encryption Key Manager (EKM) hands to tape drives, creating the keystore when it does not exist.
+  - New keys are appended. Existing entries, of any kind, are kept byte for byte. There is no way to delete,
+    replace or regenerate a key with this module; keys must live as long as the tapes written with them.
+  - Idempotence is judged by alias presence, which needs no decryption, so a run that changes nothing stays fast
+    for keystores of many thousands of keys.
+  - After keys are added, back the keystore up to media that is not encrypted with these keys (see
+    M(tapecrypt.ekm.backup)) and copy it to the redundant EKM (see M(tapecrypt.ekm.sync)).
+author:
+  - tapecrypt.ekm contributors
+extends_documentation_fragment:
+  - ansible.builtin.files
+  - tapecrypt.ekm.keystore
+  - tapecrypt.ekm.attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  safe_file_operations:
+    support: full
+  idempotent:
+    support: full
+options:
+  password:
+    required: true
+  ranges:
+    description:
+      - Sequential alias ranges in IBM's form, a 3-letter prefix followed by an 18-digit hexadecimal counter
+        (C(prefix + '%018x' % n)), for example C(dca000000000000000001).
+      - Each item is either a dictionary with C(prefix), C(first) and one of C(last) or C(count), or a string in
+        EKM's C(symmetricKeySet) range syntax such as V(DCA001-1FF).
+      - Ranges must not overlap each other.
+    type: list
+    elements: raw
+    default: []
+  aliases:
+    description:
+      - Explicit aliases of at most 12 printable characters (or complete 21-character sequential aliases).
+    type: list
+    elements: str
+    default: []
+  generate:
+    description:
+      - When V(false), the module never creates a key. It only checks that every requested alias exists and fails,
+        naming the missing aliases, when some do not. Redundant servers use this as a guard, since their keys must
+        be byte copies of the primary's.
+    type: bool
+    default: true
+  backend:
+    description:
+      - V(python) seals new keys natively in the SunJCE format, byte-compatible with OpenJDK's keytool, using every
+        CPU core.
+      - V(keytool) runs the host's own keytool once per new key (about half a second each). Use it on EKM hosts
+        whose JRE (IBM's) cannot read SunJCE entries; O(verify_with_keytool) tells you whether that is the case.
+    type: str
+    choices: [python, keytool]
+    default: python
+  keytool_path:
+    description:
+      - Path of the keytool to run for O(backend=keytool) and O(verify_with_keytool). Default is
+        C(<java_home>/bin/keytool), or keytool from E(PATH).
+    type: path
+  java_home:
+    description:
+      - Home of the Java runtime that EKM runs on; its C(bin/keytool) is used when O(keytool_path) is not set.
+    type: path
+  iteration_count:
+    description:
+      - PBE iteration count for new entries (what protects each key with O(key_password)). The default is what
+        OpenJDK's keytool writes. Java refuses to read counts above 5000000.
+    type: int
+    default: 200000
+  processes:
+    description:
+      - Worker processes that seal new keys in parallel. Default is the number of CPUs.
+    type: int
+  verify_with_keytool:
+    description:
+      - After adding keys, make the host's keytool (the JRE named by O(java_home) or O(keytool_path)) copy every
+        entry of the new keystore into a throw-away keystore in a private temporary directory, which it can only do
+        by decrypting each key.
+      - The new file replaces the old one only when that succeeds. Otherwise the old file stays in place and the task
+        fails, saying that this JRE cannot read the written entries and that O(backend=keytool) is the way for it.
+      - This turns the risk that the EKM's own JRE cannot read the keys into an error at provisioning time instead of
+        an unreadable tape later.
+    type: bool
+    default: false
+  backup:
+    description:
+      - Keep a copy of the previous keystore (timestamped, beside it) before replacing it.
+    type: bool
+    default: false
+seealso:
+  - module: tapecrypt.ekm.keystore_info
+  - module: tapecrypt.ekm.sync
+  - module: tapecrypt.ekm.backup
+'''
+
+EXAMPLES = r'''
+- name: Ensure 512 data keys for site DC1 exist on the primary EKM
+  tapecrypt.ekm.keystore:
+    path: /opt/ekm/keystore/EKMKeys.jck
+    password: "{{ vault_ekm_keystore_password }}"
+    ranges:
+      - prefix: DCA
+        first: 1
+        count: 512
+    owner: ekm
+    group: ekm
+    mode: "0600"
+    backup: true
+
+- name: Add a range in EKM's own syntax and prove that the EKM host's JRE reads the new keys
+  tapecrypt.ekm.keystore:
+    path: /opt/ekm/keystore/EKMKeys.jck
+    password: "{{ vault_ekm_keystore_password }}"
+    ranges:
+      - DCA201-2FF
+    java_home: /opt/ekm/jre
+    verify_with_keytool: true
+
+- name: On a redundant server, only check that the primary's keys arrived
+  tapecrypt.ekm.keystore:
+    path: /opt/ekm/keystore/EKMKeys.jck
+    password: "{{ vault_ekm_keystore_password }}"
+    ranges:
+      - {prefix: DCA, first: 1, count: 512}
+    generate: false
+'''
+
+RETURN = r'''
+created:
+  description: Aliases created by this run, compressed into EKM range syntax (single aliases as they are).
+  returned: always
+  type: list
+  elements: str
+  sample: [DCA001-200]
+created_count:
+  description: Number of keys created by this run (in check mode, the number that would be created).
+  returned: always
+  type: int
+  sample: 512
+total:
+  description: Number of entries in the keystore after the run.
+  returned: always
+  type: int
+  sample: 512
+digest:
+  description: SHA-256 over the sorted C(alias:entry_sha256) lines; equal digests mean byte-identical entries.
+  returned: always
+  type: str
+  sample: 0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0
+backup_file:
+  description: Path of the copy of the previous keystore.
+  returned: when O(backup=true) and the keystore was replaced
+  type: str
+  sample: /opt/ekm/keystore/EKMKeys.jck.12345.2026-11-26@10:00:00~
+verified_with_keytool:
+  description: Whether the host's keytool decrypted every entry of the written keystore.
+  returned: always
+  type: bool
+  sample: false
+'''
+
+import os
+import shutil
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.tapecrypt.ekm.plugins.module_utils import _aliases, _files, _jceks, _keystore
+
+
+def requested_aliases(module):
+    """The ordered, de-duplicated aliases the task asks for; overlaps are errors."""
+    try:
+        ranges = _aliases.parse_ranges(module.params['ranges'])
+        explicit = [_aliases.normalize_alias(a) for a in module.params['aliases']]
+    except _aliases.AliasError as exc:
+        module.fail_json(msg=str(exc))
+    wanted = _aliases.expand(ranges)
+    seen = set(wanted)
+    dup = [a for a in explicit if a in seen]
+    if dup:
+        module.fail_json(msg='These aliases are listed in aliases and also fall inside ranges: %s.' % _keystore.name_aliases(dup))
+    for alias in explicit:
+        if alias not in seen:
+            seen.add(alias)
+            wanted.append(alias)
+    return wanted
+
+
+def diff_text(secret):
+    lines = ['keys: %d' % len(secret)] + ['  %s' % item for item in _aliases.compress(secret)]
+    return '\n'.join(lines) + '\n'
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type='path', required=True),
+            password=dict(type='str', required=True, no_log=True),
+            key_password=dict(type='str', no_log=True),
+            ranges=dict(type='list', elements='raw', default=[]),
+            aliases=dict(type='list', elements='str', default=[]),
+            generate=dict(type='bool', default=True),
+            backend=dict(type='str', choices=['python', 'keytool'], default='python'),
+            keytool_path=dict(type='path'),
+            java_home=dict(type='path'),
+            iteration_count=dict(type='int', default=_jceks.DEFAULT_ITERATION_COUNT),
+            processes=dict(type='int'),
+            verify_with_keytool=dict(type='bool', default=False),
+            backup=dict(type='bool', default=False),
+        ),
+        add_file_common_args=True,
+        supports_check_mode=True,
+    )
+    p = module.params
+    path = p['path']
+    password = p['password']
+    key_password = p['key_password'] if p['key_password'] is not None else password
+    if not _jceks.MIN_ITERATION_COUNT <= p['iteration_count'] <= _jceks.MAX_ITERATION_COUNT:
+        module.fail_json(msg='iteration_count must be between %d and %d (Java refuses to read more); got %d.'
+                         % (_jceks.MIN_ITERATION_COUNT, _jceks.MAX_ITERATION_COUNT, p['iteration_count']))
+    if os.path.isdir(path):
+        module.fail_json(msg='path %s is a directory; give the keystore file, for example %s/EKMKeys.jck.' % (path, path))
+    wanted = requested_aliases(module)
+    if not wanted:
+        module.fail_json(msg='Nothing to ensure: give at least one range or alias.')
+
+    result = dict(changed=False, created=[], created_count=0, total=0, digest=None, verified_with_keytool=False)
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        module.fail_json(msg='The directory of %s does not exist; create it first (mode 0700, owned by the EKM user).' % path)
+
+    try:
+        with _files.DirLock(path):
+            keystore, data = _keystore.read(path, password)
+            existed = keystore is not None
+            if keystore is None:
+                keystore = _jceks.new_keystore()
+            _keystore.check_existing(keystore, wanted, p['backend'])
+            missing = [a for a in wanted if keystore.get(a) is None]
+            secret = [e.alias for e in keystore.entries if e.kind == 'secret']
+            before_text = diff_text(secret)
+            if missing and not p['generate']:
+                module.fail_json(msg='%s lacks %d requested key(s) and generate is false, so none were created: %s. '
+                                 'On a redundant server, copy the keystore from the primary (tapecrypt.ekm.sync).'
+                                 % (path if existed else 'The keystore %s does not exist and' % path, len(missing),
+                                    _keystore.name_aliases(missing)), **result)
+            result['created'] = _aliases.compress(missing)
+            result['created_count'] = len(missing)
+            if missing:
+                result['changed'] = True
+                foreign = [e.alias for e in keystore.entries if e.kind == 'secret' and not e.is_sunjce]
+                if foreign and p['backend'] == 'python':
+                    module.fail_json(msg='%s holds keys sealed by another Java provider (for example the IBM JRE that EKM ships with): %s. '
+                                     'Keys added by the python backend might not be readable by that JRE; use backend: keytool. '
+                                     'Nothing was changed.' % (path, _keystore.name_aliases(foreign)), **result)
+                if not module.check_mode:
+                    if p['backend'] == 'keytool':
+                        keytool = _keystore.Keytool(p['keytool_path'], p['java_home'])
+                        new_data = _keystore.add_keytool(keytool, path, data, missing, password, key_password)
+                    else:
+                        new_data = _keystore.add_python(keystore, missing, password, key_password, p['iteration_count'],
+                                                        p['processes'])
+                    keystore = _jceks.load(new_data, password)
+                    if p['verify_with_keytool']:
+                        verify(module, path, new_data, password, key_password, keystore)
+                        result['verified_with_keytool'] = True
+                    if existed and p['backup']:
+                        result['backup_file'] = module.backup_local(path)
+                    _files.atomic_write(path, new_data, mode=0o600, preserve=True)
+            result['total'] = len(keystore.entries) + (len(missing) if module.check_mode else 0)
+            # In check mode with keys to create, the digest of a keystore that does not exist yet is unknown.
+            result['digest'] = _keystore.digest(keystore) if not (module.check_mode and missing) else None
+            after_secret = secret + missing if module.check_mode else [e.alias for e in keystore.entries if e.kind == 'secret']
+    except (_keystore.KeystoreError, _jceks.JceksError, _files.FileError) as exc:
+        module.fail_json(msg=str(exc), **result)
+
+    if module._diff and result['changed']:
+        result['diff'] = dict(before_header=path if existed else '/dev/null', after_header=path,
+                              before=before_text, after=diff_text(after_secret))
+    if os.path.exists(path):
+        file_args = module.load_file_common_arguments(p)
+        result['changed'] = module.set_fs_attributes_if_different(file_args, result['changed'])
+    module.exit_json(**result)
+
+
+def verify(module, path, data, password, key_password, keystore):
+    """Have the host's keytool decrypt the new entries from a private copy before the real file is replaced."""
+    keytool = _keystore.Keytool(module.params['keytool_path'], module.params['java_home'])
+    workdir = tempfile.mkdtemp(prefix='tapecrypt-verify-')
+    try:
+        copy = os.path.join(workdir, 'candidate.jck')
+        with open(copy, 'wb') as f:
+            f.write(data)
+        aliases = [e.alias for e in keystore.entries if e.kind == 'secret']
+        try:
+            keytool.verify(copy, password, key_password, aliases)
+        except _keystore.KeystoreError as exc:
+            module.fail_json(msg='The JRE at %s cannot read the keys this module wrote, so %s was left as it was: %s '
+                                 'Use backend: keytool so that this JRE writes the keys itself.' % (keytool.path, path, exc))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == '__main__':
+    main()

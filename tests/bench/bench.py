@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+# Copyright (c) 2026 tapecrypt.ekm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""``make bench``: performance figures, measured in one run on this machine. Never a pass/fail test.
+
+1. ``tapecrypt.ekm.keystore`` creating 1000 keys at 200000 iterations, run by Ansible.
+2. ``keytool -genseckey``, one JVM per key, 20 keys (how keys are made without this collection).
+3. Their ratio per key.
+4. ``tapecrypt.ekm.keystore_info`` (no fingerprints) on a keystore of 10000 entries: in-process and through Ansible.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.path.join(ROOT, '.build')
+BIN = os.path.dirname(os.path.abspath(sys.executable))
+PW = 'bench-keystore-pass'
+
+
+def ensure_collection_link():
+    link = os.path.join(BUILD, 'ansible_collections', 'tapecrypt', 'ekm')
+    if not os.path.exists(link):
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        os.symlink(ROOT, link)
+    if BUILD not in sys.path:
+        sys.path.insert(0, BUILD)
+
+
+def ansible_module(module, args):
+    """Run one module through ``ansible localhost -m``; return (seconds, result)."""
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=BUILD, ANSIBLE_LOAD_CALLBACK_PLUGINS='1', ANSIBLE_STDOUT_CALLBACK='json',
+               ANSIBLE_LOCALHOST_WARNING='0', ANSIBLE_INVENTORY_UNPARSED_WARNING='0', ANSIBLE_NOCOLOR='1')
+    cmd = [os.path.join(BIN, 'ansible'), 'localhost', '-c', 'local', '-e', 'ansible_python_interpreter=' + sys.executable,
+           '-m', module, '-a', json.dumps(args)]
+    start = time.monotonic()
+    proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
+    secs = time.monotonic() - start
+    if proc.returncode != 0:
+        raise SystemExit('%s failed: %s %s' % (module, proc.stdout[-2000:], proc.stderr[-2000:]))
+    result = json.loads(proc.stdout)['plays'][0]['tasks'][0]['hosts']['localhost']
+    return secs, result
+
+
+def bench_module(workdir, n):
+    path = os.path.join(workdir, 'module.jck')
+    secs, res = ansible_module('tapecrypt.ekm.keystore', {'path': path, 'password': PW,
+                                                          'ranges': [{'prefix': 'BNA', 'first': 1, 'count': n}]})
+    assert res['created_count'] == n, res
+    again, res2 = ansible_module('tapecrypt.ekm.keystore', {'path': path, 'password': PW,
+                                                            'ranges': [{'prefix': 'BNA', 'first': 1, 'count': n}]})
+    return secs, again, res2['changed']
+
+
+def bench_keytool(workdir, n):
+    path = os.path.join(workdir, 'keytool.jck')
+    env = dict(os.environ, KSP=PW, LANG='C')
+    start = time.monotonic()
+    for i in range(1, n + 1):
+        subprocess.run(['keytool', '-genseckey', '-alias', 'bnk%018x' % i, '-keyalg', 'AES', '-keysize', '256',
+                        '-storetype', 'JCEKS', '-keystore', path, '-storepass:env', 'KSP', '-keypass:env', 'KSP'],
+                       env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.monotonic() - start
+
+
+def make_big_keystore(path, n):
+    """A keystore of n AES-256 entries, sealed with a low iteration count: listing cost does not depend on it."""
+    from ansible_collections.tapecrypt.ekm.plugins.module_utils import _jceks  # pylint: disable=import-outside-toplevel
+    ks = _jceks.new_keystore()
+    items = [('bnb%018x' % i, os.urandom(32)) for i in range(1, n + 1)]
+    for entry in _jceks.seal_secret_keys(items, PW, iteration_count=1000):
+        ks.add(entry)
+    with open(path, 'wb') as f:
+        f.write(_jceks.dump(ks, PW))
+
+
+def bench_info(workdir, n):
+    from ansible_collections.tapecrypt.ekm.plugins.module_utils import _keystore  # pylint: disable=import-outside-toplevel
+    path = os.path.join(workdir, 'big.jck')
+    make_big_keystore(path, n)
+    start = time.monotonic()
+    ks, data = _keystore.read(path, PW)
+    info = _keystore.inventory(ks, path, data)
+    inproc = time.monotonic() - start
+    assert info['count'] == n
+    secs, res = ansible_module('tapecrypt.ekm.keystore_info', {'path': path, 'password': PW})
+    assert res['keystore']['count'] == n
+    # The same Ansible round trip on a 1-entry keystore: what is Ansible's own overhead.
+    small = os.path.join(workdir, 'small.jck')
+    make_big_keystore(small, 1)
+    base, _res = ansible_module('tapecrypt.ekm.keystore_info', {'path': small, 'password': PW})
+    return inproc, secs, base
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--keys', type=int, default=1000, help='keys the module creates (default 1000)')
+    ap.add_argument('--keytool-keys', type=int, default=20)
+    ap.add_argument('--info-entries', type=int, default=10000)
+    args = ap.parse_args()
+    ensure_collection_link()
+    workdir = tempfile.mkdtemp(prefix='tapecrypt-bench-')
+    try:
+        print('tapecrypt.ekm bench on %d CPU(s), %s' % (os.cpu_count(), time.strftime('%Y-%m-%d %H:%M:%S')))
+        mod_secs, again_secs, again_changed = bench_module(workdir, args.keys)
+        mod_per = mod_secs / args.keys
+        print('keystore module, %d keys at 200000 iterations: %.1f s total, %.4f s/key' % (args.keys, mod_secs, mod_per))
+        print('keystore module, same task again (no change, changed=%s): %.2f s' % (again_changed, again_secs))
+        kt_secs = bench_keytool(workdir, args.keytool_keys)
+        kt_per = kt_secs / args.keytool_keys
+        print('keytool -genseckey, one JVM per key, %d keys: %.1f s total, %.4f s/key' % (args.keytool_keys, kt_secs, kt_per))
+        print('ratio keytool/module per key: %.1fx' % (kt_per / mod_per))
+        inproc, via_ansible, base = bench_info(workdir, args.info_entries)
+        print('keystore_info, %d entries, no fingerprints: %.3f s in-process; %.2f s through ansible '
+              '(%.2f s for a 1-entry keystore, i.e. Ansible overhead)' % (args.info_entries, inproc, via_ansible, base))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
