@@ -1,0 +1,482 @@
+# Copyright (c) 2026 tapecrypt.ekm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+import datetime
+import errno
+import hashlib
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ansible_collections.tapecrypt.ekm.plugins.module_utils import _files
+from ansible_collections.tapecrypt.ekm.plugins.module_utils._files import (
+    DirLock,
+    FileError,
+    atomic_write,
+    backup_copy,
+    ensure_not_inside,
+    read_bytes,
+    sha256_bytes,
+    sha256_file,
+)
+
+ORIGINAL = b'original keystore bytes \x00\xff' * 100
+
+
+def _mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def _names(directory):
+    return sorted(os.listdir(str(directory)))
+
+
+@pytest.fixture
+def keystore(tmp_path):
+    path = tmp_path / 'EKMKeys.jck'
+    path.write_bytes(ORIGINAL)
+    os.chmod(str(path), 0o640)
+    return path
+
+
+# --- atomic_write ------------------------------------------------------------------------------
+
+def test_atomic_write_creates_file_with_default_mode(tmp_path):
+    path = tmp_path / 'new.jck'
+    old_umask = os.umask(0)
+    try:
+        atomic_write(str(path), b'data')
+    finally:
+        os.umask(old_umask)
+    assert path.read_bytes() == b'data'
+    assert _mode(path) == 0o600
+    assert _names(tmp_path) == ['new.jck']
+
+
+def test_atomic_write_replaces_and_applies_mode(keystore, tmp_path):
+    inode_before = os.stat(str(keystore)).st_ino
+    atomic_write(str(keystore), b'new content', mode=0o644)
+    assert keystore.read_bytes() == b'new content'
+    assert _mode(keystore) == 0o644
+    # A new inode: readers that opened the old file keep reading a complete old version.
+    assert os.stat(str(keystore)).st_ino != inode_before
+    assert _names(tmp_path) == ['EKMKeys.jck']
+
+
+def test_atomic_write_accepts_bytearray_and_empty(tmp_path):
+    path = tmp_path / 'f'
+    atomic_write(str(path), bytearray(b'abc'))
+    assert path.read_bytes() == b'abc'
+    atomic_write(str(path), b'')
+    assert path.read_bytes() == b''
+
+
+def test_atomic_write_refuses_text(tmp_path):
+    with pytest.raises(TypeError):
+        atomic_write(str(tmp_path / 'f'), 'text')
+    assert _names(tmp_path) == []
+
+
+def _failing(exc_errno, calls=None):
+    def fail(*args, **kwargs):
+        if calls is not None:
+            calls.append(args)
+        raise OSError(exc_errno, os.strerror(exc_errno))
+    return fail
+
+
+@pytest.mark.parametrize('function', ['replace', 'fsync', 'fchmod', 'write'])
+def test_atomic_write_failure_leaves_original_untouched(keystore, tmp_path, monkeypatch, function):
+    calls = []
+    monkeypatch.setattr(os, function, _failing(errno.ENOSPC, calls))
+    with pytest.raises(FileError) as info:
+        atomic_write(str(keystore), b'half-written new content')
+    monkeypatch.undo()
+    assert calls, 'the patched call was never reached'
+    assert str(keystore) in str(info.value)
+    assert 'No space left on device' in str(info.value)
+    assert 'left unchanged' in str(info.value)
+    assert keystore.read_bytes() == ORIGINAL
+    assert _mode(keystore) == 0o640
+    assert _names(tmp_path) == ['EKMKeys.jck']
+
+
+def test_atomic_write_failure_after_partial_write(keystore, tmp_path, monkeypatch):
+    real_write = os.write
+    writes = []
+
+    def short_then_fail(fd, data):
+        if writes:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        writes.append(len(data))
+        return real_write(fd, bytes(data[:10]))
+
+    monkeypatch.setattr(os, 'write', short_then_fail)
+    with pytest.raises(FileError):
+        atomic_write(str(keystore), b'x' * 1000)
+    monkeypatch.undo()
+    assert writes == [1000]
+    assert keystore.read_bytes() == ORIGINAL
+    assert _names(tmp_path) == ['EKMKeys.jck']
+
+
+def test_atomic_write_short_writes_are_completed(tmp_path, monkeypatch):
+    real_write = os.write
+
+    def short(fd, data):
+        return real_write(fd, bytes(data[:7]))
+
+    monkeypatch.setattr(os, 'write', short)
+    atomic_write(str(tmp_path / 'f'), bytes(range(256)) * 4)
+    monkeypatch.undo()
+    assert (tmp_path / 'f').read_bytes() == bytes(range(256)) * 4
+
+
+def test_atomic_write_missing_directory(tmp_path):
+    path = tmp_path / 'missing' / 'EKMKeys.jck'
+    with pytest.raises(FileError) as info:
+        atomic_write(str(path), b'data')
+    assert str(path) in str(info.value)
+    assert 'temporary file' in str(info.value)
+    assert not (tmp_path / 'missing').exists()
+
+
+def test_atomic_write_follows_symlink(keystore, tmp_path):
+    link_dir = tmp_path / 'links'
+    link_dir.mkdir()
+    link = link_dir / 'EKMKeys.jck'
+    link.symlink_to(keystore)
+    atomic_write(str(link), b'through the link')
+    assert link.is_symlink()
+    assert keystore.read_bytes() == b'through the link'
+    assert _names(link_dir) == ['EKMKeys.jck']
+    assert _names(tmp_path) == ['EKMKeys.jck', 'links']
+
+
+def test_atomic_write_directory_fsync_failure_is_reported(keystore, monkeypatch):
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, 'fsync', fsync)
+    with pytest.raises(FileError) as info:
+        atomic_write(str(keystore), b'new')
+    monkeypatch.undo()
+    assert 'was written, but flushing its directory' in str(info.value)
+    assert keystore.read_bytes() == b'new'
+
+
+def test_atomic_write_tolerates_filesystems_without_directory_fsync(keystore, monkeypatch):
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, 'fsync', fsync)
+    atomic_write(str(keystore), b'new')
+    monkeypatch.undo()
+    assert keystore.read_bytes() == b'new'
+
+
+def _pretend_owned_by(monkeypatch, target, uid, gid):
+    real_stat = os.stat
+
+    def fake_stat(path, *args, **kwargs):
+        result = real_stat(path, *args, **kwargs)
+        if os.fspath(path) == str(target):
+            values = list(result)
+            values[stat.ST_UID] = uid
+            values[stat.ST_GID] = gid
+            return os.stat_result(values)
+        return result
+
+    monkeypatch.setattr(os, 'stat', fake_stat)
+
+
+def test_atomic_write_keeps_owner_and_group(keystore, monkeypatch):
+    chowns = []
+    _pretend_owned_by(monkeypatch, keystore, 4321, 8765)
+    monkeypatch.setattr(os, 'fchown', lambda fd, uid, gid: chowns.append((uid, gid)))
+    atomic_write(str(keystore), b'new')
+    assert chowns == [(4321, 8765)]
+
+
+def test_atomic_write_keeps_group_when_owner_cannot_be_kept(keystore, monkeypatch):
+    chowns = []
+
+    def fchown(fd, uid, gid):
+        chowns.append((uid, gid))
+        if uid != -1:
+            raise PermissionError(errno.EPERM, 'Operation not permitted')
+
+    _pretend_owned_by(monkeypatch, keystore, 4321, 8765)
+    monkeypatch.setattr(os, 'fchown', fchown)
+    atomic_write(str(keystore), b'new')
+    assert chowns == [(4321, 8765), (-1, 8765)]
+
+
+def test_atomic_write_without_privileges_still_writes(keystore, monkeypatch):
+    _pretend_owned_by(monkeypatch, keystore, 4321, 8765)
+    monkeypatch.setattr(os, 'fchown', _failing(errno.EPERM))
+    atomic_write(str(keystore), b'new')
+    monkeypatch.undo()
+    assert keystore.read_bytes() == b'new'
+
+
+def test_atomic_write_does_not_chown_needlessly(keystore, monkeypatch):
+    chowns = []
+    monkeypatch.setattr(os, 'fchown', lambda *args: chowns.append(args))
+    atomic_write(str(keystore), b'new')
+    atomic_write(str(keystore.parent / 'brand-new'), b'new')
+    assert chowns == []
+
+
+# --- reading and hashing -----------------------------------------------------------------------
+
+def test_read_bytes(keystore, tmp_path):
+    assert read_bytes(str(keystore)) == ORIGINAL
+    assert read_bytes(str(tmp_path / 'missing')) is None
+
+
+def test_read_bytes_of_a_directory_is_an_error(tmp_path):
+    with pytest.raises(FileError) as info:
+        read_bytes(str(tmp_path))
+    assert str(tmp_path) in str(info.value)
+
+
+def test_sha256(tmp_path):
+    data = os.urandom(1024 * 1024 * 2 + 12345)  # more than two 1 MiB chunks
+    path = tmp_path / 'big'
+    path.write_bytes(data)
+    expected = hashlib.sha256(data).hexdigest()
+    assert sha256_file(str(path)) == expected
+    assert sha256_bytes(data) == expected
+    assert sha256_bytes(b'') == 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'
+    assert sha256_file(str(tmp_path / 'missing')) is None
+    with pytest.raises(FileError) as info:
+        sha256_file(str(tmp_path))
+    assert str(tmp_path) in str(info.value)
+
+
+def test_sha256_file_reads_in_chunks(tmp_path, monkeypatch):
+    path = tmp_path / 'big'
+    path.write_bytes(b'a' * (3 * 1024 * 1024))
+    sizes = []
+    real_open = open
+
+    class Recorder:
+        def __init__(self, handle):
+            self._handle = handle
+
+        def read(self, size=-1):
+            sizes.append(size)
+            return self._handle.read(size)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self._handle.close()
+
+    monkeypatch.setattr(_files, 'open', lambda *args, **kwargs: Recorder(real_open(*args, **kwargs)), raising=False)
+    sha256_file(str(path))
+    assert sizes and set(sizes) == {1024 * 1024}
+
+
+# --- backup_copy -------------------------------------------------------------------------------
+
+def test_backup_copy(keystore, tmp_path):
+    before = datetime.datetime.now(datetime.timezone.utc)
+    backup = backup_copy(str(keystore))
+    after = datetime.datetime.now(datetime.timezone.utc)
+    match = re.fullmatch(re.escape(str(keystore)) + r'\.(\d{8}T\d{12})Z\.bak', backup)
+    assert match, backup
+    stamp = datetime.datetime.strptime(match.group(1), '%Y%m%dT%H%M%S%f').replace(tzinfo=datetime.timezone.utc)
+    assert before <= stamp <= after
+    assert open(backup, 'rb').read() == ORIGINAL
+    assert _mode(backup) == 0o640
+    assert keystore.read_bytes() == ORIGINAL
+    assert _names(tmp_path) == sorted(['EKMKeys.jck', os.path.basename(backup)])
+
+
+def test_backup_copy_twice_gives_two_backups(keystore, tmp_path):
+    first = backup_copy(str(keystore))
+    second = backup_copy(str(keystore))
+    assert first != second
+    assert len(_names(tmp_path)) == 3
+
+
+def test_backup_copy_of_missing_file(tmp_path):
+    assert backup_copy(str(tmp_path / 'missing')) is None
+    assert _names(tmp_path) == []
+
+
+def _names_from(monkeypatch, names):
+    queue = list(names)
+    monkeypatch.setattr(_files, '_backup_name', lambda path: queue.pop(0))
+
+
+@pytest.mark.parametrize('hard_links', [True, False])
+def test_backup_copy_never_overwrites(keystore, tmp_path, monkeypatch, hard_links):
+    taken = tmp_path / 'taken.bak'
+    taken.write_bytes(b'an older backup')
+    free = str(tmp_path / 'free.bak')
+    _names_from(monkeypatch, [str(taken), free])
+    if not hard_links:
+        monkeypatch.setattr(os, 'link', _failing(errno.EPERM))
+    assert backup_copy(str(keystore)) == free
+    monkeypatch.undo()
+    assert taken.read_bytes() == b'an older backup'
+    assert open(free, 'rb').read() == ORIGINAL
+    assert _names(tmp_path) == ['EKMKeys.jck', 'free.bak', 'taken.bak']
+
+
+def test_backup_copy_failure_leaves_nothing_behind(keystore, tmp_path, monkeypatch):
+    monkeypatch.setattr(shutil, 'copy2', _failing(errno.ENOSPC))
+    with pytest.raises(FileError) as info:
+        backup_copy(str(keystore))
+    monkeypatch.undo()
+    assert str(keystore) in str(info.value)
+    assert 'No space left on device' in str(info.value)
+    assert _names(tmp_path) == ['EKMKeys.jck']
+    assert keystore.read_bytes() == ORIGINAL
+
+
+def test_backup_copy_of_a_directory_is_an_error(tmp_path):
+    directory = tmp_path / 'dir'
+    directory.mkdir()
+    with pytest.raises(FileError):
+        backup_copy(str(directory))
+    assert _names(tmp_path) == ['dir']
+
+
+# --- DirLock -----------------------------------------------------------------------------------
+
+HOLDER = '''
+import sys
+from ansible_collections.tapecrypt.ekm.plugins.module_utils._files import DirLock
+with DirLock(sys.argv[1], timeout=5):
+    print('locked', flush=True)
+    sys.stdin.readline()
+'''
+
+
+@pytest.fixture
+def holder(tmp_path):
+    """A second process that holds the lock on tmp_path until its stdin gets a line."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    process = subprocess.Popen([sys.executable, '-c', HOLDER, str(tmp_path / 'EKMKeys.jck')], env=env,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, universal_newlines=True)
+    try:
+        assert process.stdout.readline() == 'locked\n'
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(10)
+        process.stdin.close()
+        process.stdout.close()
+
+
+def test_dirlock_excludes_another_process_and_times_out(tmp_path, holder):
+    started = time.monotonic()
+    with pytest.raises(FileError) as info:
+        with DirLock(str(tmp_path), timeout=0.3):
+            pytest.fail('acquired a lock that another process holds')
+    elapsed = time.monotonic() - started
+    assert 0.3 <= elapsed < 3
+    message = str(info.value)
+    assert str(tmp_path) in message
+    assert 'locked by another process' in message
+    assert 'waited 0.3 seconds' in message
+
+
+def test_dirlock_waits_for_the_other_process(tmp_path, holder):
+    holder.stdin.write('release\n')
+    holder.stdin.flush()
+    with DirLock(str(tmp_path / 'KeyGroups.xml'), timeout=10) as lock:
+        assert lock.directory == str(tmp_path)
+    assert holder.wait(10) == 0
+
+
+def test_dirlock_is_released_when_the_holder_dies(tmp_path, holder):
+    holder.kill()
+    holder.wait(10)
+    with DirLock(str(tmp_path), timeout=5):
+        pass
+
+
+def test_dirlock_released_on_exit_and_not_reentrant(tmp_path):
+    with DirLock(str(tmp_path), timeout=0.1):
+        with pytest.raises(FileError):
+            with DirLock(str(tmp_path / 'file'), timeout=0.05):
+                pass
+    with DirLock(str(tmp_path), timeout=0.1):
+        pass
+
+
+def test_dirlock_released_after_an_exception(tmp_path):
+    with pytest.raises(RuntimeError):
+        with DirLock(str(tmp_path), timeout=0.1):
+            raise RuntimeError('boom')
+    with DirLock(str(tmp_path), timeout=0.1):
+        pass
+
+
+def test_dirlock_missing_directory(tmp_path):
+    with pytest.raises(FileError) as info:
+        with DirLock(str(tmp_path / 'missing' / 'EKMKeys.jck'), timeout=0.1):
+            pass
+    assert str(tmp_path / 'missing') in str(info.value)
+
+
+# --- ensure_not_inside -------------------------------------------------------------------------
+
+def test_ensure_not_inside(tmp_path):
+    home = tmp_path / 'ekm'
+    (home / 'keystore').mkdir(parents=True)
+    backup = tmp_path / 'ekm-backup'
+    backup.mkdir()
+    ensure_not_inside(str(backup), [str(home)])  # a shared name prefix is not containment
+    ensure_not_inside(str(backup), [])
+    ensure_not_inside(str(backup), [None, '', str(home / 'keystore')])
+    for inside in (home, home / 'keystore', home / 'keystore' / 'not-yet-there'):
+        with pytest.raises(FileError) as info:
+            ensure_not_inside(str(inside), [str(backup), str(home)])
+        assert str(inside) in str(info.value)
+        assert 'is inside %s' % home in str(info.value)
+    with pytest.raises(FileError):
+        ensure_not_inside(str(home / 'keystore'), str(home))
+
+
+def test_ensure_not_inside_resolves_symlinks(tmp_path):
+    home = tmp_path / 'ekm'
+    home.mkdir()
+    sneaky = tmp_path / 'backup-link'
+    sneaky.symlink_to(home / 'backups', target_is_directory=True)
+    with pytest.raises(FileError) as info:
+        ensure_not_inside(str(sneaky), [str(home)])
+    assert 'resolved to %s' % (home / 'backups') in str(info.value)
+    home_link = tmp_path / 'home-link'
+    home_link.symlink_to(home, target_is_directory=True)
+    with pytest.raises(FileError):
+        ensure_not_inside(str(home / 'backups'), [str(home_link)])
+
+
+def test_everything_is_inside_the_root(tmp_path):
+    with pytest.raises(FileError):
+        ensure_not_inside(str(tmp_path), ['/'])
