@@ -1,0 +1,271 @@
+#!/usr/bin/python
+# Copyright (c) 2026 tapecrypt.ekm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: restore
+short_description: Restore an EKM server's keystore and files from a verified backup set
+version_added: 0.1.0
+description:
+  - Restores the keystore, C(KeyManagerConfig.properties), C(KeyGroups.xml) and the drive table of an IBM/Dell
+    Encryption Key Manager (EKM) server from a backup set made by M(tapecrypt.ekm.backup).
+  - The set is verified completely before anything is touched. Its manifest must be present, parseable, marked
+    verified and unaltered (its HMAC checks with O(password)); every file it lists must be present with the recorded
+    size and SHA-256; the keystore must open with O(password) and hold the recorded entry count and digest.
+  - A set that lacks an alias the current keystore holds, or holds a different key under one, would lose keys and
+    every tape written with them. Such a set is refused, naming the aliases, unless O(allow_key_loss=true).
+  - Before any file is replaced, the current file is kept as a copy beside it (see O(backup)). The new files are
+    then all written to temporary files next to their targets, flushed, and renamed into place; if a rename fails,
+    the files already renamed are put back.
+  - Files already equal to the set's are left alone; when all are, the task reports no change.
+  - Stop the EKM server before a restore and start it afterwards; EKM rewrites C(KeyGroups.xml) and the drive table
+    while it runs.
+author:
+  - tapecrypt.ekm contributors
+extends_documentation_fragment:
+  - ansible.builtin.files
+  - tapecrypt.ekm.attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Reports RV(would_change) per file and the aliases that would be lost, and fails like the real run would.
+  diff_mode:
+    support: full
+    details:
+      - The diff lists file names, SHA-256 hashes and the keystore's alias ranges, never key material.
+  safe_file_operations:
+    support: full
+  idempotent:
+    support: full
+options:
+  source:
+    description:
+      - Path of the backup set directory to restore, for example C(/srv/ekm-backup/dc1/ekm1/20260131T120000Z).
+      - Mutually exclusive with O(dest); one of the two is required.
+    type: path
+  dest:
+    description:
+      - The backup destination given to M(tapecrypt.ekm.backup); the set is chosen under C(<dest>/<site>/<host>/) by
+        O(set). Requires O(site) and O(host).
+    type: path
+  site:
+    description:
+      - Site label of the set, with O(dest).
+    type: str
+  host:
+    description:
+      - Server name of the set, with O(dest). It may name another server, for example to rebuild a server from the
+        backup of its partner.
+    type: str
+  set:
+    description:
+      - With O(dest), which set to restore. V(latest) is the newest verified set; otherwise the set's directory name,
+        for example V(20260131T120000Z).
+      - When the newest set fails verification, the task fails instead of falling back to an older set; name an older
+        set explicitly to use it.
+    type: str
+    default: latest
+  keystore_path:
+    description:
+      - Where the set's keystore is restored to.
+    type: path
+    required: true
+  config_path:
+    description:
+      - Where the set's C(KeyManagerConfig.properties) is restored to. Without it, that file is not restored.
+    type: path
+  keygroups_path:
+    description:
+      - Where the set's C(KeyGroups.xml) is restored to. Without it, that file is not restored.
+    type: path
+  drivetable_path:
+    description:
+      - Where the set's drive table is restored to. Without it, that file is not restored.
+    type: path
+  password:
+    description:
+      - The password of the keystore in the set (the keystore password at the time of the backup). Never logged.
+    type: str
+    required: true
+  allow_key_loss:
+    description:
+      - Restore even when the set lacks aliases the current keystore holds, holds different keys under some of them,
+        or the current keystore cannot be read to tell. Those keys are then gone from the server; with O(backup=true)
+        they remain in the pre-restore copy.
+    type: bool
+    default: false
+  backup:
+    description:
+      - Keep every file that is replaced as a copy beside it, C(<path>.<UTC timestamp>.bak), written and flushed
+        before the first file is replaced. The copies are returned in RV(backup_files).
+      - A copy beside the file, rather than a new backup set, is kept because it works whatever state the current
+        files are in, including a keystore that no longer opens with the password.
+    type: bool
+    default: true
+notes:
+  - A file the set records as absent (or did not back up) is left as it is on the server, with a warning.
+  - New files are created with mode C(0600) and existing ones keep their mode, owner and group, unless O(mode),
+    O(owner) or O(group) say otherwise. These apply to every restored file.
+seealso:
+  - module: tapecrypt.ekm.backup
+  - module: tapecrypt.ekm.sync
+'''
+
+EXAMPLES = r'''
+- name: Show what restoring the newest backup of ekm1 would change
+  tapecrypt.ekm.restore:
+    dest: /srv/ekm-backup
+    site: dc1
+    host: ekm1
+    keystore_path: /opt/ekm/keystore/EKMKeys.jck
+    config_path: /opt/ekm/KeyManagerConfig.properties
+    keygroups_path: /opt/ekm/KeyGroups.xml
+    drivetable_path: /opt/ekm/filedrive.table
+    password: "{{ vault_ekm_keystore_password }}"
+  check_mode: true
+  register: ekm_restore_plan
+
+- name: Restore a chosen set, as the EKM user
+  tapecrypt.ekm.restore:
+    source: /srv/ekm-backup/dc1/ekm1/20260131T120000Z
+    keystore_path: /opt/ekm/keystore/EKMKeys.jck
+    config_path: /opt/ekm/KeyManagerConfig.properties
+    keygroups_path: /opt/ekm/KeyGroups.xml
+    drivetable_path: /opt/ekm/filedrive.table
+    password: "{{ vault_ekm_keystore_password }}"
+    owner: ekm
+    group: ekm
+'''
+
+RETURN = r'''
+set_path:
+  description: The backup set that was restored (or checked).
+  returned: success
+  type: str
+  sample: /srv/ekm-backup/dc1/ekm1/20260131T120000Z
+manifest:
+  description: The set's manifest, without its HMAC.
+  returned: success
+  type: dict
+would_change:
+  description: For each file of the set that has a target, whether it differs from the current file (and so was, or
+    in check mode would be, replaced).
+  returned: when the set was verified
+  type: dict
+  sample: {EKMKeys.jck: true, KeyManagerConfig.properties: false}
+changed_files:
+  description: Target paths replaced by this run (in check mode, that would be replaced).
+  returned: when the set was verified
+  type: list
+  elements: str
+aliases_lost:
+  description: Aliases of the current keystore that the set lacks, compressed into ranges.
+  returned: when the set was verified
+  type: list
+  elements: str
+  sample: [DCA201-2FF]
+aliases_replaced:
+  description: Aliases under which the set holds a different key than the current keystore.
+  returned: when the set was verified
+  type: list
+  elements: str
+aliases_gained:
+  description: Aliases the set holds that the current keystore lacks.
+  returned: when the set was verified
+  type: list
+  elements: str
+backup_files:
+  description: The pre-restore copies, by file name.
+  returned: success
+  type: dict
+  sample: {EKMKeys.jck: /opt/ekm/keystore/EKMKeys.jck.20260131T120500123456Z.bak}
+skipped:
+  description: Files in the set that were not restored because no target path was given for them.
+  returned: success
+  type: list
+  elements: str
+not_in_set:
+  description: Target paths the set has no file for; they were left as they are.
+  returned: success
+  type: list
+  elements: str
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.tapecrypt.ekm.plugins.module_utils import _backup, _files
+
+
+def plan_result(plan):
+    return dict(
+        set_path=plan.set_path,
+        manifest=_backup.public_manifest(plan.manifest),
+        would_change=plan.would_change,
+        changed_files=[f['target'] for f in plan.files if f['change']],
+        aliases_lost=plan.aliases_lost,
+        aliases_replaced=plan.aliases_replaced,
+        aliases_gained=plan.aliases_gained,
+        skipped=plan.skipped,
+        not_in_set=plan.not_in_set,
+        backup_files={},
+    )
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            source=dict(type='path'),
+            dest=dict(type='path'),
+            site=dict(type='str'),
+            host=dict(type='str'),
+            set=dict(type='str', default='latest'),
+            keystore_path=dict(type='path', required=True, no_log=False),
+            config_path=dict(type='path'),
+            keygroups_path=dict(type='path'),
+            drivetable_path=dict(type='path'),
+            password=dict(type='str', required=True, no_log=True),
+            allow_key_loss=dict(type='bool', default=False),
+            backup=dict(type='bool', default=True),
+        ),
+        mutually_exclusive=[('source', 'dest')],
+        required_one_of=[('source', 'dest')],
+        required_by={'dest': ('site', 'host')},
+        add_file_common_args=True,
+        supports_check_mode=True,
+    )
+    p = module.params
+    targets = {role: p['%s_path' % role] for role in _backup.ROLES}
+    try:
+        set_path = p['source'] or _backup.find_set(p['dest'], p['site'], p['host'], p['set'], p['password'])
+        plan = _backup.plan_restore(set_path, targets, p['password'], p['allow_key_loss'])
+    except _backup.BackupError as exc:
+        module.fail_json(msg=str(exc))
+    result = plan_result(plan)
+    if plan.refusal:
+        module.fail_json(msg=plan.refusal, **result)
+    result['changed'] = bool(plan.changed_names)
+    for warning in plan.warnings:
+        module.warn(warning)
+    if not module.check_mode and result['changed']:
+        try:
+            _installed, result['backup_files'] = _backup.apply_restore(plan, backup=p['backup'])
+        except (_backup.BackupError, _files.FileError) as exc:
+            module.fail_json(msg=str(exc), **result)
+    for f in plan.files:
+        # Attributes apply to every restored file, changed or not, so a second run has nothing left to do.
+        if module.check_mode and f['current'] is None:
+            continue
+        file_args = module.load_file_common_arguments(p, path=f['target'])
+        result['changed'] = module.set_fs_attributes_if_different(file_args, result['changed'])
+    if module._diff and plan.changed_names:
+        result['diff'] = dict(before_header='current files', after_header=plan.set_path,
+                              before=_backup.diff_text(plan, after=False), after=_backup.diff_text(plan, after=True))
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
