@@ -188,7 +188,7 @@ def _parse(text):
     old_java_carry = False
     index = 0
     while index < len(lines):
-        content, ending = lines[index]
+        content = lines[index][0]
         lineno = index + 1
         stripped = content.lstrip(_BLANKS)
         if not stripped:
@@ -218,7 +218,7 @@ def _parse_entry(lines, index):
     start = len(content) - len(content.lstrip(_BLANKS))
     dangling = False
     while True:
-        content, ending = lines[index]
+        content = lines[index][0]
         piece = content[start:]
         if _trailing_backslashes(piece) % 2 == 0:
             segments.append((index, start, piece))
