@@ -1,0 +1,1229 @@
+# Copyright (c) 2026 tapecrypt.ekm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Read and write Java JCEKS keystores (the SunJCE format) without a JVM.
+
+Reading keeps every entry as the raw bytes found in the file, so existing entries (including key
+pairs, certificates and entries other providers sealed) are carried over untouched when a store is
+written back. Nothing is decrypted unless a caller asks for one key with unseal().
+
+Writing produces secret key entries byte-identical to OpenJDK keytool's for the same key, salt,
+iteration count and timestamp: a javax.crypto.spec.SecretKeySpec serialized by Java, encrypted with
+PBEWithMD5AndTripleDES and wrapped in a serialized com.sun.crypto.provider.SealedObjectForKeyProtector.
+
+Only the standard library is needed to list and verify a store; sealing and unsealing need the
+``cryptography`` package (3DES), which is imported on first use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import os
+import secrets
+import struct
+import time
+import warnings
+
+try:
+    # CPython's builtin MD5 is about twice as fast as OpenSSL's for the 24-byte inputs of the PBE
+    # loop, which is nearly the whole cost of sealing a key. Some builds leave it out.
+    from _md5 import md5 as _md5
+except ImportError:  # pragma: no cover - depends on the interpreter build
+    _md5 = hashlib.md5
+
+
+MAGIC_JCEKS = 0xCECECECE
+MAGIC_JKS = 0xFEEDFEED
+
+TAG_PRIVATE_KEY = 1
+TAG_TRUSTED_CERT = 2
+TAG_SECRET_KEY = 3
+
+DEFAULT_ITERATION_COUNT = 200000
+MIN_ITERATION_COUNT = 1
+MAX_ITERATION_COUNT = 5000000
+
+PBE_ALGORITHM = 'PBEWithMD5AndTripleDES'
+SUNJCE_SEALED_CLASS = 'com.sun.crypto.provider.SealedObjectForKeyProtector'
+SEALED_OBJECT_CLASS = 'javax.crypto.SealedObject'
+SECRET_KEY_SPEC_CLASS = 'javax.crypto.spec.SecretKeySpec'
+KEY_REP_CLASS = 'java.security.KeyRep'
+
+_KINDS = {TAG_PRIVATE_KEY: 'private', TAG_TRUSTED_CERT: 'trusted', TAG_SECRET_KEY: 'secret'}
+_INTEGRITY_SALT = b'Mighty Aphrodite'
+_HASH_LEN = 20
+_HEADER = struct.Struct('>III')
+_U16 = struct.Struct('>H')
+_U32 = struct.Struct('>I')
+_I32 = struct.Struct('>i')
+_I64 = struct.Struct('>q')
+
+# A sealed AES-256 key is a 157-byte SecretKeySpec stream padded to 160 bytes; see guess_secret_key().
+_AES256_SEALED_LENGTH = 160
+_PARALLEL_MIN_ITEMS = 9
+
+
+class JceksError(Exception):
+    """Base class of every error of this module; str() is a complete sentence for the user."""
+
+
+class JceksFormatError(JceksError):
+    """The data is not a keystore, or its structure is truncated or corrupt."""
+
+
+class JceksIntegrityError(JceksError):
+    """The keyed SHA-1 over the store does not match: wrong store password or an altered file.
+
+    ``likely_cause`` is ``'password'``, ``'altered'`` or ``'unknown'`` (see load()).
+    """
+
+    def __init__(self, message, likely_cause='unknown'):
+        super().__init__(message)
+        self.likely_cause = likely_cause
+
+
+class JceksUnsealError(JceksError):
+    """A secret key entry could not be decrypted (wrong key password or damaged entry)."""
+
+
+class JceksUnsupportedError(JceksError):
+    """An entry was sealed with classes of another Java provider, such as IBM's JCE."""
+
+
+def _backend_hint(what):
+    return ('%s; only a Java runtime with that provider can read it. Use `backend: keytool` with the keytool '
+            'of the Java runtime that wrote the keystore (for EKM: the IBM JRE it ships with).' % what)
+
+
+# ---------------------------------------------------------------------------------------------
+# Java's "modified UTF-8" (DataOutput.writeUTF): NUL as C0 80, characters beyond the BMP as two
+# 3-byte surrogates. Aliases and class names are written this way.
+
+def _encode_utf(text):
+    if text.isascii() and '\x00' not in text:
+        raw = text.encode('ascii')
+    else:
+        units = text.encode('utf-16-be', 'surrogatepass')
+        out = bytearray()
+        for i in range(0, len(units), 2):
+            c = (units[i] << 8) | units[i + 1]
+            if 0 < c < 0x80:
+                out.append(c)
+            elif c < 0x800:
+                out += bytes((0xC0 | (c >> 6), 0x80 | (c & 0x3F)))
+            else:
+                out += bytes((0xE0 | (c >> 12), 0x80 | ((c >> 6) & 0x3F), 0x80 | (c & 0x3F)))
+        raw = bytes(out)
+    if len(raw) > 0xFFFF:
+        raise JceksError('A name of %d encoded bytes is too long for a keystore (the limit is 65535).' % len(raw))
+    return _U16.pack(len(raw)) + raw
+
+
+def _decode_utf(raw):
+    """Decode modified UTF-8 as DataInput.readUTF does; ValueError where Java would refuse."""
+    if raw.isascii():
+        return raw.decode('ascii')
+    units = bytearray()
+    i = 0
+    n = len(raw)
+    while i < n:
+        c = raw[i]
+        high = c >> 4
+        if high < 8:
+            unit = c
+            i += 1
+        elif high in (12, 13):
+            if i + 1 >= n or raw[i + 1] & 0xC0 != 0x80:
+                raise ValueError('malformed modified UTF-8')
+            unit = ((c & 0x1F) << 6) | (raw[i + 1] & 0x3F)
+            i += 2
+        elif high == 14:
+            if i + 2 >= n or raw[i + 1] & 0xC0 != 0x80 or raw[i + 2] & 0xC0 != 0x80:
+                raise ValueError('malformed modified UTF-8')
+            unit = ((c & 0x0F) << 12) | ((raw[i + 1] & 0x3F) << 6) | (raw[i + 2] & 0x3F)
+            i += 3
+        else:
+            raise ValueError('malformed modified UTF-8')
+        units += _U16.pack(unit)
+    return bytes(units).decode('utf-16-be', 'surrogatepass')
+
+
+# ---------------------------------------------------------------------------------------------
+# Java object serialization: a tolerant, bounded reader (for entries other tools wrote and for the
+# decrypted key objects) and fixed templates for what this module writes.
+
+_TC_NULL = 0x70
+_TC_REFERENCE = 0x71
+_TC_CLASSDESC = 0x72
+_TC_OBJECT = 0x73
+_TC_STRING = 0x74
+_TC_ARRAY = 0x75
+_TC_CLASS = 0x76
+_TC_BLOCKDATA = 0x77
+_TC_ENDBLOCKDATA = 0x78
+_TC_RESET = 0x79
+_TC_BLOCKDATALONG = 0x7A
+_TC_EXCEPTION = 0x7B
+_TC_LONGSTRING = 0x7C
+_TC_PROXYCLASSDESC = 0x7D
+_TC_ENUM = 0x7E
+_BASE_HANDLE = 0x7E0000
+_SC_WRITE_METHOD = 0x01
+_SC_SERIALIZABLE = 0x02
+_SC_EXTERNALIZABLE = 0x04
+_SC_BLOCK_DATA = 0x08
+_STREAM_MAGIC = b'\xac\xed\x00\x05'
+_PRIMITIVE_SIZES = {'B': 1, 'C': 2, 'D': 8, 'F': 4, 'I': 4, 'J': 8, 'S': 2, 'Z': 1}
+# Real key streams nest about five levels deep; the limits only stop hostile input from exhausting
+# the stack or making the reader loop over long class chains.
+_MAX_DEPTH = 48
+_MAX_CLASS_CHAIN = 32
+
+
+class _StreamError(Exception):
+    def __init__(self, message, truncated=False):
+        super().__init__(message)
+        self.truncated = truncated
+
+
+class _ClassDesc:
+    __slots__ = ('name', 'suid', 'flags', 'fields', 'superclass')
+
+    def __init__(self, name, suid=0, flags=0):
+        self.name = name
+        self.suid = suid
+        self.flags = flags
+        self.fields = []
+        self.superclass = None
+
+    def chain(self):
+        """Classes from this one up to the topmost serializable superclass."""
+        out = []
+        desc = self
+        while desc is not None:
+            if len(out) >= _MAX_CLASS_CHAIN or any(d is desc for d in out):
+                raise _StreamError('class %s has a cyclic or overlong superclass chain' % self.name)
+            out.append(desc)
+            desc = desc.superclass
+        return out
+
+
+class _JavaObject:
+    __slots__ = ('desc', 'values')
+
+    def __init__(self, desc):
+        self.desc = desc
+        self.values = {}      # class name -> {field name: value}
+
+    @property
+    def class_name(self):
+        return self.desc.name
+
+    def class_names(self):
+        return [d.name for d in self.desc.chain()]
+
+    def field(self, class_name, name):
+        return self.values.get(class_name, {}).get(name)
+
+
+class _JavaEnum:
+    __slots__ = ('desc', 'constant')
+
+    def __init__(self, desc):
+        self.desc = desc
+        self.constant = None
+
+
+class _BlockData:
+    __slots__ = ()
+
+
+_BLOCK = _BlockData()
+
+
+class _StreamReader:
+    """Reads one object from a Java serialization stream, within data[pos:limit]."""
+
+    def __init__(self, data, pos, limit):
+        self.data = data
+        self.pos = pos
+        self.limit = limit
+        self.handles = []
+        self.depth = 0
+
+    def _take(self, n):
+        start = self.pos
+        if n < 0 or start + n > self.limit:
+            raise _StreamError('the serialized object ends beyond the available data', truncated=True)
+        self.pos = start + n
+        return start
+
+    def _require(self, n):
+        if n < 0 or self.pos + n > self.limit:
+            raise _StreamError('a count in the serialized object exceeds the available data', truncated=n >= 0)
+
+    def u8(self):
+        return self.data[self._take(1)]
+
+    def u16(self):
+        return _U16.unpack_from(self.data, self._take(2))[0]
+
+    def i32(self):
+        return _I32.unpack_from(self.data, self._take(4))[0]
+
+    def i64(self):
+        return _I64.unpack_from(self.data, self._take(8))[0]
+
+    def raw(self, n):
+        start = self._take(n)
+        return self.data[start:start + n]
+
+    def utf(self, length=None):
+        if length is None:
+            length = self.u16()
+        try:
+            return _decode_utf(self.raw(length))
+        except ValueError:
+            raise _StreamError('a string is not valid modified UTF-8') from None
+
+    def read_stream(self):
+        if self.raw(4) != _STREAM_MAGIC:
+            raise _StreamError('it is not a Java serialization stream')
+        while self.pos < self.limit and self.data[self.pos] == _TC_RESET:
+            self.pos += 1
+            self.handles = []
+        obj = self.content()
+        if obj is _BLOCK:
+            raise _StreamError('the stream holds block data instead of an object')
+        return obj
+
+    def _enter(self):
+        self.depth += 1
+        if self.depth > _MAX_DEPTH:
+            raise _StreamError('the serialized object is nested more than %d levels deep' % _MAX_DEPTH)
+
+    def content(self):
+        self._enter()
+        try:
+            return self._content(self.u8())
+        finally:
+            self.depth -= 1
+
+    def _content(self, tc):
+        # pylint: disable=too-many-return-statements
+        if tc == _TC_NULL:
+            return None
+        if tc == _TC_REFERENCE:
+            return self._reference()
+        if tc == _TC_OBJECT:
+            return self._object()
+        if tc == _TC_STRING:
+            index = self._new_handle(None)
+            self.handles[index] = self.utf()
+            return self.handles[index]
+        if tc == _TC_LONGSTRING:
+            index = self._new_handle(None)
+            length = self.i64()
+            self.handles[index] = self.utf(length)
+            return self.handles[index]
+        if tc == _TC_ARRAY:
+            return self._array()
+        if tc == _TC_ENUM:
+            desc = self._class_desc_required()
+            value = _JavaEnum(desc)
+            self._new_handle(value)
+            constant = self.content()
+            if not isinstance(constant, str):
+                raise _StreamError('an enum constant of %s has no name' % desc.name)
+            value.constant = constant
+            return value
+        if tc in (_TC_CLASSDESC, _TC_PROXYCLASSDESC):
+            return self._class_desc(tc)
+        if tc == _TC_CLASS:
+            desc = self._class_desc_required()
+            self._new_handle(desc)
+            return desc
+        if tc in (_TC_BLOCKDATA, _TC_BLOCKDATALONG):
+            self._take(self.u8() if tc == _TC_BLOCKDATA else self.i32())
+            return _BLOCK
+        if tc == _TC_EXCEPTION:
+            raise _StreamError('the stream records an exception instead of an object')
+        raise _StreamError('unknown type code 0x%02x in the serialized object' % tc)
+
+    def _new_handle(self, value):
+        self.handles.append(value)
+        return len(self.handles) - 1
+
+    def _reference(self):
+        index = self.i32() - _BASE_HANDLE
+        if not 0 <= index < len(self.handles):
+            raise _StreamError('a back-reference points to no earlier object')
+        return self.handles[index]
+
+    def _class_desc_required(self):
+        desc = self._class_desc()
+        if desc is None:
+            raise _StreamError('an object or array has no class')
+        return desc
+
+    def _class_desc(self, tc=None):
+        self._enter()
+        try:
+            if tc is None:
+                tc = self.u8()
+            if tc == _TC_NULL:
+                return None
+            if tc == _TC_REFERENCE:
+                desc = self._reference()
+                if not isinstance(desc, _ClassDesc):
+                    raise _StreamError('a class back-reference points to something else')
+                return desc
+            if tc == _TC_CLASSDESC:
+                name = self.utf()
+                desc = _ClassDesc(name, self.i64())
+                self._new_handle(desc)
+                desc.flags = self.u8()
+                for dummy in range(self.u16()):
+                    code = chr(self.u8())
+                    field_name = self.utf()
+                    if code in 'L[':
+                        type_name = self.content()
+                        if not isinstance(type_name, str):
+                            raise _StreamError('field %s of %s has no type name' % (field_name, name))
+                    elif code not in _PRIMITIVE_SIZES:
+                        raise _StreamError('field %s of %s has an unknown type code' % (field_name, name))
+                    desc.fields.append((code, field_name))
+            elif tc == _TC_PROXYCLASSDESC:
+                desc = _ClassDesc('<proxy>')
+                self._new_handle(desc)
+                count = self.i32()
+                self._require(2 * count)
+                for dummy in range(count):
+                    self.utf()
+            else:
+                raise _StreamError('expected a class description, found type code 0x%02x' % tc)
+            self._annotations()
+            desc.superclass = self._class_desc()
+            desc.chain()
+            return desc
+        finally:
+            self.depth -= 1
+
+    def _annotations(self):
+        while True:
+            if self.pos >= self.limit:
+                raise _StreamError('class or object annotations are not terminated', truncated=True)
+            if self.data[self.pos] == _TC_ENDBLOCKDATA:
+                self.pos += 1
+                return
+            self.content()
+
+    def _object(self):
+        desc = self._class_desc_required()
+        obj = _JavaObject(desc)
+        self._new_handle(obj)
+        for cls in reversed(desc.chain()):
+            if cls.flags & _SC_EXTERNALIZABLE:
+                if not cls.flags & _SC_BLOCK_DATA:
+                    raise _StreamError('class %s uses the old externalizable protocol, which cannot be skipped' % cls.name)
+                self._annotations()
+                continue
+            if not cls.flags & _SC_SERIALIZABLE:
+                continue
+            values = {}
+            for code, name in cls.fields:
+                size = _PRIMITIVE_SIZES.get(code)
+                if size is None:
+                    value = self.content()
+                    if value is _BLOCK:
+                        raise _StreamError('field %s of %s holds block data' % (name, cls.name))
+                    values[name] = value
+                else:
+                    values[name] = self.raw(size)
+            obj.values[cls.name] = values
+            if cls.flags & _SC_WRITE_METHOD:
+                self._annotations()
+        return obj
+
+    def _array(self):
+        desc = self._class_desc_required()
+        index = self._new_handle(None)
+        length = self.i32()
+        if length < 0:
+            raise _StreamError('an array has a negative length')
+        code = desc.name[1:2]
+        if not desc.name.startswith('[') or code not in _PRIMITIVE_SIZES and code not in ('L', '['):
+            raise _StreamError('array class %s is not valid' % desc.name)
+        size = _PRIMITIVE_SIZES.get(code)
+        if size is not None:
+            value = self.raw(length * size)
+        else:
+            # Every element takes at least one byte, which bounds the loop by the data.
+            self._require(length)
+            value = []
+            for dummy in range(length):
+                element = self.content()
+                if element is _BLOCK:
+                    raise _StreamError('an array element holds block data')
+                value.append(element)
+        self.handles[index] = value
+        return value
+
+
+def _utf_field(name):
+    return _encode_utf(name)
+
+
+def _class_header(name, suid):
+    return bytes((_TC_CLASSDESC,)) + _encode_utf(name) + _I64.pack(suid)
+
+
+# The serialized SealedObjectForKeyProtector up to the length of its first byte array, exactly as
+# ObjectOutputStream writes it (handles: 0 outer class, 1 SealedObject, 2 "[B", 3 "Ljava/lang/String;",
+# 4 the object, 5 the byte[] class, 6 and 7 the arrays, 8 and 9 the strings).
+_BYTE_ARRAY_CLASS = _class_header('[B', -0x530ce807f9f7ab20) + b'\x02\x00\x00' + bytes((_TC_ENDBLOCKDATA, _TC_NULL))
+_SEALED_PREFIX = (
+    _STREAM_MAGIC + bytes((_TC_OBJECT,))
+    + _class_header(SUNJCE_SEALED_CLASS, -3650226485480866989) + b'\x02\x00\x00' + bytes((_TC_ENDBLOCKDATA,))
+    + _class_header(SEALED_OBJECT_CLASS, 4482838265551344752) + b'\x02\x00\x04'
+    + b'[' + _utf_field('encodedParams') + bytes((_TC_STRING,)) + _encode_utf('[B')
+    + b'[' + _utf_field('encryptedContent') + bytes((_TC_REFERENCE,)) + _U32.pack(_BASE_HANDLE + 2)
+    + b'L' + _utf_field('paramsAlg') + bytes((_TC_STRING,)) + _encode_utf('Ljava/lang/String;')
+    + b'L' + _utf_field('sealAlg') + bytes((_TC_REFERENCE,)) + _U32.pack(_BASE_HANDLE + 3)
+    + bytes((_TC_ENDBLOCKDATA, _TC_NULL, _TC_ARRAY)) + _BYTE_ARRAY_CLASS
+)
+_SEALED_SECOND_ARRAY = bytes((_TC_ARRAY, _TC_REFERENCE)) + _U32.pack(_BASE_HANDLE + 5)
+
+# The serialized SecretKeySpec up to its algorithm string (handles: 0 class, 1 "Ljava/lang/String;",
+# 2 "[B", 3 the object, 4 the algorithm, 5 the byte[] class, 6 the key).
+_SECRET_KEY_SPEC_PREFIX = (
+    _STREAM_MAGIC + bytes((_TC_OBJECT,))
+    + _class_header(SECRET_KEY_SPEC_CLASS, 6577238317307289933) + b'\x02\x00\x02'
+    + b'L' + _utf_field('algorithm') + bytes((_TC_STRING,)) + _encode_utf('Ljava/lang/String;')
+    + b'[' + _utf_field('key') + bytes((_TC_STRING,)) + _encode_utf('[B')
+    + bytes((_TC_ENDBLOCKDATA, _TC_NULL))
+)
+
+
+def _sealed_fast(data, pos, limit):
+    """Parse the SunJCE sealed-object layout keytool writes; None when data[pos:] is laid out otherwise."""
+    p = pos + len(_SEALED_PREFIX)
+    if p + 4 > limit or data[pos:p] != _SEALED_PREFIX:
+        return None
+    params_len = _U32.unpack_from(data, p)[0]
+    params_at = p + 4
+    p = params_at + params_len
+    if p + 10 > limit or data[p:p + 6] != _SEALED_SECOND_ARRAY:
+        return None
+    content_len = _U32.unpack_from(data, p + 6)[0]
+    content_at = p + 10
+    p = content_at + content_len
+    strings = []
+    for dummy in range(2):
+        if p + 3 > limit or data[p] != _TC_STRING:
+            return None
+        length = _U16.unpack_from(data, p + 1)[0]
+        strings.append((p + 3, length))
+        p += 3 + length
+    if p > limit:
+        return None
+    return p, (params_at, params_len), (content_at, content_len), strings
+
+
+def _stream_end(data, pos, limit):
+    fast = _sealed_fast(data, pos, limit)
+    if fast is not None:
+        return fast[0]
+    reader = _StreamReader(data, pos, limit)
+    reader.read_stream()
+    return reader.pos
+
+
+# ---------------------------------------------------------------------------------------------
+# DER PBEParameter ::= SEQUENCE { salt OCTET STRING, iterationCount INTEGER }
+
+def _der_length(n):
+    if n < 0x80:
+        return bytes((n,))
+    raw = n.to_bytes((n.bit_length() + 7) // 8, 'big')
+    return bytes((0x80 | len(raw),)) + raw
+
+
+def _der_tlv(tag, value):
+    return bytes((tag,)) + _der_length(len(value)) + value
+
+
+def _pbe_params(salt, iteration_count):
+    integer = iteration_count.to_bytes(iteration_count.bit_length() // 8 + 1, 'big')
+    return _der_tlv(0x30, _der_tlv(0x04, salt) + _der_tlv(0x02, integer))
+
+
+def _der_read(data, pos, tag):
+    if pos + 2 > len(data) or data[pos] != tag:
+        raise ValueError('unexpected DER tag')
+    length = data[pos + 1]
+    pos += 2
+    if length & 0x80:
+        count = length & 0x7F
+        if count == 0 or count > 4 or pos + count > len(data):
+            raise ValueError('bad DER length')
+        length = int.from_bytes(data[pos:pos + count], 'big')
+        pos += count
+    if pos + length > len(data):
+        raise ValueError('DER value ends beyond its container')
+    return data[pos:pos + length], pos + length
+
+
+def _parse_pbe_params(der):
+    seq, end = _der_read(der, 0, 0x30)
+    if end != len(der):
+        raise ValueError('bytes after the parameters')
+    salt, pos = _der_read(seq, 0, 0x04)
+    integer, pos = _der_read(seq, pos, 0x02)
+    if pos != len(seq) or not integer or integer[0] & 0x80:
+        raise ValueError('bad iteration count')
+    return salt, int.from_bytes(integer, 'big')
+
+
+# ---------------------------------------------------------------------------------------------
+# Entries and keystores
+
+class SealedInfo:
+    """What a secret key entry's outer object says, read without decrypting anything."""
+
+    __slots__ = ('class_name', 'salt', 'iteration_count', 'ciphertext', 'params_alg', 'seal_alg')
+
+    def __init__(self, class_name, salt, iteration_count, ciphertext, params_alg, seal_alg):
+        self.class_name = class_name
+        self.salt = salt
+        self.iteration_count = iteration_count
+        self.ciphertext = ciphertext
+        self.params_alg = params_alg
+        self.seal_alg = seal_alg
+
+    def __repr__(self):
+        return 'SealedInfo(class_name=%r, iteration_count=%r, ciphertext=<%d bytes>, seal_alg=%r)' % (
+            self.class_name, self.iteration_count, len(self.ciphertext), self.seal_alg)
+
+
+class Entry:
+    """One keystore entry: the raw bytes from its tag through its last byte, plus what they say."""
+
+    __slots__ = ('alias', 'tag', 'created', 'body', '_sha256', '_sealed', '_version', '_jks')
+
+    def __init__(self, alias, tag, created, body, _version=2, _jks=False):
+        self.alias = alias
+        self.tag = tag
+        self.created = created
+        self.body = body
+        self._sha256 = None
+        self._sealed = None
+        # Version 1 stores omit the certificate type before each certificate and JKS stores protect
+        # private keys with another algorithm: dump() must know where an entry came from.
+        self._version = _version
+        self._jks = _jks
+
+    def __repr__(self):
+        return 'Entry(alias=%r, kind=%r, created=%r)' % (self.alias, self.kind, self.created)
+
+    @property
+    def kind(self):
+        return _KINDS[self.tag]
+
+    @property
+    def sha256(self):
+        if self._sha256 is None:
+            self._sha256 = hashlib.sha256(self.body).hexdigest()
+        return self._sha256
+
+    def _payload_offset(self):
+        return 6 + _U16.unpack_from(self.body, 4)[0] + 8
+
+    def sealed(self):
+        """Parse the sealed object of a secret key entry (cached); nothing is decrypted."""
+        if self._sealed is None:
+            if self.tag != TAG_SECRET_KEY:
+                raise JceksError("Entry '%s' is a %s entry, not a secret key." % (self.alias, self.kind))
+            self._sealed = self._parse_sealed()
+        return self._sealed
+
+    def _parse_sealed(self):
+        body = self.body
+        start = self._payload_offset()
+        fast = _sealed_fast(body, start, len(body))
+        if fast is not None and fast[0] == len(body):
+            dummy, params, content, strings = fast
+            try:
+                algs = [_decode_utf(body[p:p + n]) for p, n in strings]
+            except ValueError:
+                raise JceksFormatError("Secret key entry '%s' is corrupt: an algorithm name is not valid text." % self.alias) from None
+            return self._sealed_info(SUNJCE_SEALED_CLASS, body[params[0]:params[0] + params[1]],
+                                     body[content[0]:content[0] + content[1]], algs[0], algs[1])
+        reader = _StreamReader(body, start, len(body))
+        try:
+            obj = reader.read_stream()
+        except _StreamError as exc:
+            raise JceksFormatError("Secret key entry '%s' is corrupt: %s." % (self.alias, exc)) from None
+        if not isinstance(obj, _JavaObject):
+            raise JceksUnsupportedError(_backend_hint("Secret key entry '%s' does not hold a sealed Java object" % self.alias))
+        names = obj.class_names()
+        if SEALED_OBJECT_CLASS not in names:
+            raise JceksUnsupportedError(_backend_hint(
+                "Secret key entry '%s' holds a %s object instead of a javax.crypto.SealedObject" % (self.alias, obj.class_name)))
+        fields = obj.values.get(SEALED_OBJECT_CLASS, {})
+        params = fields.get('encodedParams')
+        content = fields.get('encryptedContent')
+        params_alg = fields.get('paramsAlg')
+        seal_alg = fields.get('sealAlg')
+        if (not isinstance(content, bytes) or not isinstance(params, (bytes, type(None)))
+                or not isinstance(params_alg, (str, type(None))) or not isinstance(seal_alg, str)):
+            raise JceksFormatError("Secret key entry '%s' is corrupt: its sealed object has fields of the wrong type." % self.alias)
+        return self._sealed_info(obj.class_name, params or b'', content, params_alg, seal_alg)
+
+    def _sealed_info(self, class_name, params, content, params_alg, seal_alg):
+        sunjce = class_name == SUNJCE_SEALED_CLASS
+        try:
+            salt, iterations = _parse_pbe_params(params)
+        except ValueError:
+            if sunjce:
+                raise JceksFormatError("Secret key entry '%s' is corrupt: its PBE parameters cannot be read." % self.alias) from None
+            # Another provider's parameters: listing the entry must still work.
+            salt, iterations = b'', 0
+        if sunjce:
+            if len(salt) != 8:
+                raise JceksFormatError("Secret key entry '%s' is corrupt: its PBE salt is %d bytes, not 8." % (self.alias, len(salt)))
+            if not MIN_ITERATION_COUNT <= iterations <= MAX_ITERATION_COUNT:
+                raise JceksFormatError(
+                    "Secret key entry '%s' has a PBE iteration count of %d, outside %d..%d; Java refuses to read it as well."
+                    % (self.alias, iterations, MIN_ITERATION_COUNT, MAX_ITERATION_COUNT))
+            if not content or len(content) % 8:
+                raise JceksFormatError("Secret key entry '%s' is corrupt: its ciphertext is %d bytes, not a whole number of 3DES blocks."
+                                       % (self.alias, len(content)))
+        return SealedInfo(class_name, salt, iterations, content, params_alg, seal_alg)
+
+    @property
+    def is_sunjce(self):
+        """True when this is a secret key that OpenJDK's SunJCE provider sealed (and unseal() can open)."""
+        if self.tag != TAG_SECRET_KEY:
+            return False
+        try:
+            info = self.sealed()
+        except JceksUnsupportedError:
+            return False
+        return info.class_name == SUNJCE_SEALED_CLASS and info.seal_alg == PBE_ALGORITHM and info.params_alg == PBE_ALGORITHM
+
+    def guess_secret_key(self):
+        """(algorithm, bits) of the sealed key as far as its size tells, without decrypting.
+
+        SunJCE seals a serialized SecretKeySpec, 122 bytes plus the algorithm name and the key,
+        padded to the next multiple of 8 (always at least one byte of padding). AES with a 32-byte
+        key is 157 bytes and seals to exactly 160 bytes, so any other length rules AES-256 out.
+        160 bytes is also what a few other SecretKeySpecs would give (name plus key of 30 to 37
+        bytes, such as RC4 with 32 bytes); keytool's AES-256 keys and this module's are the only
+        common source, so 160 is reported as ('AES', 256). Callers that must be certain unseal().
+        Everything else gives (None, None).
+        """
+        if self.is_sunjce and len(self.sealed().ciphertext) == _AES256_SEALED_LENGTH:
+            return 'AES', 256
+        return None, None
+
+    def _body_for_jceks_v2(self):
+        if self.tag == TAG_SECRET_KEY or (self._version == 2 and not self._jks):
+            return self.body
+        if self._jks and self.tag == TAG_PRIVATE_KEY:
+            raise JceksError(
+                "Entry '%s' is a private key protected by the JKS algorithm, which Java cannot recover from a JCEKS file; "
+                "convert the keystore with keytool -importkeystore instead." % self.alias)
+        if self._version == 2:
+            return self.body
+        return _upgrade_v1_body(self)
+
+
+def _upgrade_v1_body(entry):
+    """Insert the certificate type that version 2 writes before every certificate (v1 implies X.509)."""
+    body = entry.body
+    pos = entry._payload_offset()  # pylint: disable=protected-access
+    parts = [body[:pos]]
+    cert_type = _encode_utf('X.509')
+    if entry.tag == TAG_PRIVATE_KEY:
+        key_len = _U32.unpack_from(body, pos)[0]
+        pos += 4 + key_len
+        count = _U32.unpack_from(body, pos)[0]
+        pos += 4
+        parts.append(body[len(parts[0]):pos])
+        certs = count
+    else:
+        certs = 1
+    for dummy in range(certs):
+        cert_len = _U32.unpack_from(body, pos)[0]
+        parts.append(cert_type)
+        parts.append(body[pos:pos + 4 + cert_len])
+        pos += 4 + cert_len
+    return b''.join(parts)
+
+
+class Keystore:
+    """Entries in file order; alias look-ups ignore case as Java's JCEKS provider does."""
+
+    def __init__(self, magic=MAGIC_JCEKS, version=2, entries=None):
+        self.magic = magic
+        self.version = version
+        self.entries = list(entries) if entries else []
+        self._index = {}
+        self._reindex()
+
+    def _reindex(self):
+        index = {}
+        for entry in self.entries:
+            key = entry.alias.lower()
+            if key in index:
+                raise JceksError("The keystore holds alias '%s' twice (compared without case)." % entry.alias)
+            index[key] = entry
+        self._index = index
+
+    def _lookup(self):
+        # Entries appended to the list directly (rather than through add()) are picked up here.
+        if len(self._index) != len(self.entries):
+            self._reindex()
+        return self._index
+
+    def get(self, alias):
+        return self._lookup().get(alias.lower())
+
+    def __contains__(self, alias):
+        return alias.lower() in self._lookup()
+
+    def __len__(self):
+        return len(self.entries)
+
+    def __iter__(self):
+        return iter(self.entries)
+
+    def aliases(self):
+        return [entry.alias for entry in self.entries]
+
+    def add(self, entry):
+        if not isinstance(entry, Entry):
+            raise TypeError('Keystore.add() takes an Entry')
+        index = self._lookup()
+        key = entry.alias.lower()
+        if key in index:
+            raise JceksError("The keystore already holds an entry with alias '%s'; existing entries are never replaced." % entry.alias)
+        self.entries.append(entry)
+        index[key] = entry
+
+
+def new_keystore():
+    return Keystore()
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading and dumping
+
+def _integrity_hash(password, payload):
+    if not isinstance(password, str):
+        raise TypeError('the store password must be a str')
+    digest = hashlib.sha1(password.encode('utf-16-be', 'surrogatepass'))
+    digest.update(_INTEGRITY_SALT)
+    digest.update(payload)
+    return digest.digest()
+
+
+def _corrupt(index, alias, start, problem, truncated):
+    where = 'entry %d' % (index + 1)
+    if alias is not None:
+        where += " ('%s')" % alias
+    where += ' at byte %d' % start
+    if truncated:
+        return JceksFormatError('The keystore is truncated or corrupt: %s %s.' % (where, problem))
+    return JceksFormatError('The keystore is corrupt: %s %s.' % (where, problem))
+
+
+def load(data, password=None):
+    """Parse a JCEKS or JKS keystore without decrypting anything.
+
+    With a password, the integrity hash is checked; on a mismatch one secret key is unsealed with
+    the same password (the usual EKM set-up uses one password for both) to tell a wrong password
+    from an altered file, and the JceksIntegrityError says which is likely.
+    """
+    if not isinstance(data, bytes):
+        data = bytes(data)
+    size = len(data)
+    if size == 0:
+        raise JceksFormatError('The file is empty; it is not a keystore.')
+    if size < _HEADER.size:
+        raise JceksFormatError('The file is only %d bytes long; it is not a keystore.' % size)
+    magic, version, count = _HEADER.unpack_from(data, 0)
+    if magic not in (MAGIC_JCEKS, MAGIC_JKS):
+        raise JceksFormatError('The file is not a JCEKS or JKS keystore (it starts with 0x%08X).' % magic)
+    if version not in (1, 2):
+        raise JceksFormatError('The keystore has format version %d; only versions 1 and 2 exist.' % version)
+    end = size - _HASH_LEN
+    if end < _HEADER.size:
+        raise JceksFormatError('The keystore is truncated: it ends before its integrity hash.')
+    jks = magic == MAGIC_JKS
+    u32 = _U32.unpack_from
+    entries = []
+    pos = _HEADER.size
+    for index in range(count):
+        start = pos
+        alias = None
+        try:
+            if pos + 6 > end:
+                raise _StreamError('is missing', truncated=True)
+            tag = u32(data, pos)[0]
+            alias_len = _U16.unpack_from(data, pos + 4)[0]
+            pos += 6 + alias_len
+            if pos + 8 > end:
+                raise _StreamError('ends inside its alias or date', truncated=True)
+            raw_alias = data[start + 6:pos]
+            alias = raw_alias.decode('ascii') if raw_alias.isascii() else _decode_utf(raw_alias)
+            created = _I64.unpack_from(data, pos)[0]
+            pos += 8
+            if tag == TAG_SECRET_KEY:
+                pos = _stream_end(data, pos, end)
+            elif tag in (TAG_PRIVATE_KEY, TAG_TRUSTED_CERT):
+                pos = _skip_key_or_cert(data, pos, end, tag, version)
+            else:
+                raise _StreamError('has the unknown entry type %d' % tag)
+        except _StreamError as exc:
+            raise _corrupt(index, alias, start, exc, exc.truncated) from None
+        except ValueError:
+            raise _corrupt(index, None, start, 'has an alias that is not valid modified UTF-8', False) from None
+        entries.append(Entry(alias, tag, created, data[start:pos], version, jks))
+    if pos != end:
+        raise JceksFormatError('The keystore is corrupt: %d unexpected bytes follow its %d entries.' % (end - pos, count))
+    try:
+        keystore = Keystore(magic, version, entries)
+    except JceksError as exc:
+        raise JceksFormatError('The keystore is corrupt: %s' % exc) from None
+    if password is not None:
+        if not hmac.compare_digest(_integrity_hash(password, memoryview(data)[:end]), data[end:]):
+            raise _integrity_error(keystore, password)
+    return keystore
+
+
+def _skip_key_or_cert(data, pos, end, tag, version):
+    u32 = _U32.unpack_from
+
+    def skip_blob(at, what):
+        if at + 4 > end:
+            raise _StreamError('ends inside its %s' % what, truncated=True)
+        length = u32(data, at)[0]
+        if at + 4 + length > end:
+            raise _StreamError('has a %s that runs past the end of the data' % what, truncated=True)
+        return at + 4 + length
+
+    def skip_cert(at):
+        if version == 2:
+            if at + 2 > end:
+                raise _StreamError('ends inside a certificate type', truncated=True)
+            at += 2 + _U16.unpack_from(data, at)[0]
+        return skip_blob(at, 'certificate')
+
+    if tag == TAG_TRUSTED_CERT:
+        return skip_cert(pos)
+    pos = skip_blob(pos, 'protected private key')
+    if pos + 4 > end:
+        raise _StreamError('ends before its certificate chain', truncated=True)
+    chain = _I32.unpack_from(data, pos)[0]
+    pos += 4
+    if chain < 0:
+        raise _StreamError('has a negative certificate count')
+    for dummy in range(chain):
+        pos = skip_cert(pos)
+    return pos
+
+
+def _integrity_error(keystore, password):
+    probe = None
+    if password and all(0x20 <= ord(c) <= 0x7E for c in password):
+        for entry in keystore.entries:
+            if entry.tag != TAG_SECRET_KEY:
+                continue
+            try:
+                if entry.is_sunjce and (probe is None or entry.sealed().iteration_count < probe.sealed().iteration_count):
+                    probe = entry
+            except JceksError:
+                continue
+    if probe is not None:
+        try:
+            unseal(probe, password)
+        except JceksUnsealError:
+            return JceksIntegrityError(
+                "The keystore integrity check failed: the store password is most likely wrong (it does not unlock key '%s' "
+                "either); if the password is right, the keystore file was altered or corrupted." % probe.alias, 'password')
+        except JceksError:
+            probe = None
+        else:
+            return JceksIntegrityError(
+                "The keystore integrity check failed although the store password unlocks key '%s': the keystore file was "
+                "altered or corrupted after it was written. Restore it from a backup." % probe.alias, 'altered')
+    return JceksIntegrityError(
+        'The keystore integrity check failed: either the store password is wrong or the keystore file was altered or corrupted.')
+
+
+def dump(keystore, password):
+    """Serialize as JCEKS version 2; existing entries are copied byte for byte."""
+    entries = keystore.entries
+    seen = set()
+    parts = [_HEADER.pack(MAGIC_JCEKS, 2, len(entries))]
+    for entry in entries:
+        key = entry.alias.lower()
+        if key in seen:
+            raise JceksError("The keystore holds alias '%s' twice (compared without case); it cannot be written." % entry.alias)
+        seen.add(key)
+        parts.append(entry._body_for_jceks_v2())  # pylint: disable=protected-access
+    payload = b''.join(parts)
+    out = payload + _integrity_hash(password, payload)
+    # Whatever was put in the entry list, never hand back a file that Java could not parse.
+    check = load(out)
+    if len(check) != len(entries):
+        raise JceksError('Internal error: the written keystore does not read back with the same entries.')
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Sealing and unsealing (PBEWithMD5AndTripleDES, as com.sun.crypto.provider.KeyProtector)
+
+def _crypto():
+    try:
+        from cryptography.hazmat.primitives.ciphers import Cipher, modes
+    except ImportError:
+        raise JceksError("Sealing or unsealing keys needs the Python library 'cryptography', which is not installed "
+                         "for the Python interpreter running this code.") from None
+    try:
+        from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+    except ImportError:
+        with warnings.catch_warnings():
+            # Older releases only have it here; newer ones warn that it will move.
+            warnings.simplefilter('ignore')
+            from cryptography.hazmat.primitives.ciphers.algorithms import TripleDES
+    return Cipher, modes.CBC, TripleDES
+
+
+def _key_password_bytes(key_password):
+    if not isinstance(key_password, str):
+        raise JceksError('The key password must be a string.')
+    if not all(0x20 <= ord(c) <= 0x7E for c in key_password):
+        raise JceksError("The key password must consist of printable ASCII characters (space to '~') only; "
+                         'Java refuses any other character in a PBE key password.')
+    return key_password.encode('ascii')
+
+
+def _derive(password, salt, iteration_count):
+    """PBES1Core's DESede key derivation: 24 key bytes and an 8-byte IV from two 4-byte salt halves."""
+    first, second = salt[:4], salt[4:]
+    if first == second:
+        first = first[::-1]
+    md5 = _md5
+    out = b''
+    for half in (first, second):
+        digest = md5(half + password).digest()
+        for dummy in itertools.repeat(None, iteration_count - 1):
+            digest = md5(digest + password).digest()
+        out += digest
+    return out
+
+
+def _random_salt():
+    while True:
+        salt = os.urandom(8)
+        # Equal halves trigger a special case that some readers (pyjks, old JDKs) get wrong.
+        if salt[:4] != salt[4:]:
+            return salt
+
+
+def _check_iterations(iteration_count):
+    if isinstance(iteration_count, bool) or not isinstance(iteration_count, int):
+        raise JceksError('The iteration count must be an integer.')
+    if not MIN_ITERATION_COUNT <= iteration_count <= MAX_ITERATION_COUNT:
+        raise JceksError('The iteration count %d is outside %d..%d (Java refuses to read more than %d).'
+                         % (iteration_count, MIN_ITERATION_COUNT, MAX_ITERATION_COUNT, MAX_ITERATION_COUNT))
+
+
+def _check_created(created):
+    if created is None:
+        return int(time.time() * 1000)
+    if isinstance(created, bool) or not isinstance(created, int) or not -2 ** 63 <= created < 2 ** 63:
+        raise JceksError('The creation time must be an integer number of milliseconds since 1970.')
+    return created
+
+
+def _check_alias(alias):
+    if not isinstance(alias, str) or not alias:
+        raise JceksError('An alias must be a non-empty string.')
+    # Java looks entries up by alias.toLowerCase(Locale.ENGLISH): an upper-case alias written as
+    # is could never be found again.
+    alias = alias.lower()
+    _encode_utf(alias)
+    return alias
+
+
+def _check_key(key, alias):
+    if not isinstance(key, (bytes, bytearray)) or not key:
+        raise JceksError("The key for alias '%s' must be non-empty bytes." % alias)
+    return bytes(key)
+
+
+def _secret_key_spec_stream(algorithm, key):
+    if not isinstance(algorithm, str) or not algorithm:
+        raise JceksError('The key algorithm must be a non-empty string.')
+    return (_SECRET_KEY_SPEC_PREFIX + bytes((_TC_STRING,)) + _encode_utf(algorithm)
+            + bytes((_TC_ARRAY,)) + _BYTE_ARRAY_CLASS + _U32.pack(len(key)) + key)
+
+
+def _encrypt(crypto, derived, plaintext):
+    cipher_cls, cbc, triple_des = crypto
+    pad = 8 - len(plaintext) % 8
+    encryptor = cipher_cls(triple_des(derived[:24]), cbc(derived[24:])).encryptor()
+    return encryptor.update(plaintext + bytes((pad,)) * pad) + encryptor.finalize()
+
+
+def _secret_entry(alias, created, salt, iteration_count, ciphertext):
+    params = _pbe_params(salt, iteration_count)
+    pbe = _encode_utf(PBE_ALGORITHM)
+    body = b''.join((
+        _U32.pack(TAG_SECRET_KEY), _encode_utf(alias), _I64.pack(created),
+        _SEALED_PREFIX, _U32.pack(len(params)), params,
+        _SEALED_SECOND_ARRAY, _U32.pack(len(ciphertext)), ciphertext,
+        bytes((_TC_STRING,)), pbe, bytes((_TC_STRING,)), pbe,
+    ))
+    return Entry(alias, TAG_SECRET_KEY, created, body)
+
+
+def seal_secret_key(alias, key, key_password, iteration_count=DEFAULT_ITERATION_COUNT,
+                    algorithm='AES', created=None, salt=None):
+    """A new secret key entry, byte-identical to what OpenJDK's keytool writes for the same inputs."""
+    alias = _check_alias(alias)
+    key = _check_key(key, alias)
+    password = _key_password_bytes(key_password)
+    _check_iterations(iteration_count)
+    created = _check_created(created)
+    if salt is None:
+        salt = _random_salt()
+    elif not isinstance(salt, (bytes, bytearray)) or len(salt) != 8:
+        raise JceksError('A PBE salt must be 8 bytes.')
+    salt = bytes(salt)
+    plaintext = _secret_key_spec_stream(algorithm, key)
+    crypto = _crypto()
+    ciphertext = _encrypt(crypto, _derive(password, salt, iteration_count), plaintext)
+    return _secret_entry(alias, created, salt, iteration_count, ciphertext)
+
+
+def _worker_count(processes, items):
+    if processes is None:
+        try:
+            processes = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            processes = os.cpu_count() or 1
+    return max(1, min(processes, items))
+
+
+def _derive_in_processes(password, salts, iteration_count, workers):
+    """The PBE loops of a batch in forked worker processes; None if no pool could be used."""
+    try:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures.process import BrokenProcessPool
+        context = multiprocessing.get_context('fork')
+    except (ImportError, ValueError):
+        return None
+    try:
+        # ProcessPoolExecutor rather than multiprocessing.Pool: a worker that dies (OOM killer)
+        # raises BrokenProcessPool instead of leaving the batch waiting forever.
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as executor:
+            return list(executor.map(_derive, [password] * len(salts), salts, [iteration_count] * len(salts)))
+    except (BrokenProcessPool, OSError, EOFError):
+        return None
+
+
+def seal_secret_keys(items, key_password, iteration_count=DEFAULT_ITERATION_COUNT, processes=None, created=None):
+    """Seal many (alias, key) pairs, on several cores when there are enough; entries in input order."""
+    items = list(items)
+    password = _key_password_bytes(key_password)
+    _check_iterations(iteration_count)
+    created = _check_created(created)
+    checked = []
+    seen = set()
+    for alias, key in items:
+        alias = _check_alias(alias)
+        if alias in seen:
+            raise JceksError("Alias '%s' appears twice in one batch of keys." % alias)
+        seen.add(alias)
+        checked.append((alias, _check_key(key, alias)))
+    if not checked:
+        return []
+    crypto = _crypto()
+    salts = [_random_salt() for dummy in checked]
+    derived = None
+    workers = _worker_count(processes, len(checked))
+    if workers > 1 and len(checked) >= _PARALLEL_MIN_ITEMS:
+        derived = _derive_in_processes(password, salts, iteration_count, workers)
+    if derived is None:
+        derived = [_derive(password, salt, iteration_count) for salt in salts]
+    return [
+        _secret_entry(alias, created, salt, iteration_count, _encrypt(crypto, keys, _secret_key_spec_stream('AES', key)))
+        for (alias, key), salt, keys in zip(checked, salts, derived)
+    ]
+
+
+def _unpad(plaintext, alias):
+    pad = plaintext[-1] if plaintext else 0
+    if not 1 <= pad <= 8 or plaintext[-pad:] != bytes((pad,)) * pad:
+        raise JceksUnsealError("Key '%s' could not be decrypted: the key password is wrong or the entry is damaged." % alias)
+    return plaintext[:-pad]
+
+
+def unseal(entry, key_password):
+    """Decrypt a SunJCE secret key entry; returns (algorithm, key bytes)."""
+    info = entry.sealed()
+    if not entry.is_sunjce:
+        raise JceksUnsupportedError(_backend_hint(
+            "Secret key entry '%s' was sealed by %s with %s, not by OpenJDK's SunJCE provider"
+            % (entry.alias, info.class_name, info.seal_alg)))
+    password = _key_password_bytes(key_password)
+    crypto = _crypto()
+    cipher_cls, cbc, triple_des = crypto
+    derived = _derive(password, info.salt, info.iteration_count)
+    decryptor = cipher_cls(triple_des(derived[:24]), cbc(derived[24:])).decryptor()
+    plaintext = _unpad(decryptor.update(info.ciphertext) + decryptor.finalize(), entry.alias)
+    reader = _StreamReader(plaintext, 0, len(plaintext))
+    try:
+        obj = reader.read_stream()
+    except _StreamError:
+        raise JceksUnsealError("Key '%s' could not be decrypted: the key password is wrong or the entry is damaged."
+                               % entry.alias) from None
+    return _key_from_object(obj, entry.alias)
+
+
+def _key_from_object(obj, alias):
+    bad = JceksUnsealError("Key '%s' decrypted to a damaged key object." % alias)
+    if not isinstance(obj, _JavaObject):
+        raise bad
+    if obj.class_name == SECRET_KEY_SPEC_CLASS:
+        algorithm = obj.field(SECRET_KEY_SPEC_CLASS, 'algorithm')
+        key = obj.field(SECRET_KEY_SPEC_CLASS, 'key')
+    elif obj.class_name == KEY_REP_CLASS:
+        # Keys whose class has writeReplace (keytool's DESede keys) are stored as a KeyRep, which
+        # Java turns back into a SecretKeySpec when the type is SECRET and the format RAW.
+        key_type = obj.field(KEY_REP_CLASS, 'type')
+        key_format = obj.field(KEY_REP_CLASS, 'format')
+        if not isinstance(key_type, _JavaEnum) or key_type.constant != 'SECRET' or key_format != 'RAW':
+            raise JceksUnsealError("Key '%s' holds a %s key in %s format, not a raw secret key." % (
+                alias, getattr(key_type, 'constant', '?'), key_format))
+        algorithm = obj.field(KEY_REP_CLASS, 'algorithm')
+        key = obj.field(KEY_REP_CLASS, 'encoded')
+    else:
+        raise JceksUnsupportedError(_backend_hint("Key '%s' is a serialized %s" % (alias, obj.class_name)))
+    if not isinstance(algorithm, str) or not algorithm or not isinstance(key, bytes) or not key:
+        raise bad
+    return algorithm, key
+
+
+def generate_aes_key():
+    """A new random AES-256 key."""
+    return secrets.token_bytes(32)
