@@ -19,20 +19,11 @@ description:
   - After keys are added, back the keystore up to media that is not encrypted with these keys (see
     M(tapecrypt.ekm.backup)) and copy it to the redundant EKM (see M(tapecrypt.ekm.sync)).
 author:
-  - tapecrypt.ekm contributors
+  - tapecrypt.ekm contributors (!UNKNOWN)
 extends_documentation_fragment:
   - ansible.builtin.files
   - tapecrypt.ekm.keystore
   - tapecrypt.ekm.attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  safe_file_operations:
-    support: full
-  idempotent:
-    support: full
 options:
   password:
     required: true
@@ -283,7 +274,9 @@ def main():
                         result['verified_with_keytool'] = True
                     if existed and p['backup']:
                         result['backup_file'] = module.backup_local(path)
-                    _files.atomic_write(path, new_data, mode=0o600, preserve=True)
+                    # A replaced keystore keeps its mode (and, through atomic_write, its owner); a new one starts 0600.
+                    mode = (os.stat(path).st_mode & 0o7777) if existed else 0o600
+                    _files.atomic_write(path, new_data, mode=mode)
             result['total'] = len(keystore.entries) + (len(missing) if module.check_mode else 0)
             # In check mode with keys to create, the digest of a keystore that does not exist yet is unknown.
             result['digest'] = _keystore.digest(keystore) if not (module.check_mode and missing) else None

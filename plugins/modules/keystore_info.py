@@ -10,17 +10,16 @@ module: keystore_info
 short_description: Inventory an EKM JCEKS keystore without revealing keys
 version_added: 0.1.0
 description:
-  - Lists the entries of a JCEKS (or JKS) keystore: aliases, entry kinds, creation times, a hash of every stored
-    entry, the aliases compressed into EKM range syntax, and a digest of the whole keystore that two servers can
-    compare.
+  - Lists the entries of a JCEKS (or JKS) keystore, that is aliases, entry kinds, creation times, a hash of every
+    stored entry, the aliases compressed into EKM range syntax, and a digest of the whole keystore that two servers
+    can compare.
   - Listing and the integrity check decrypt nothing and take about 60 ms per 1000 entries. Fingerprints of the key
     values (O(fingerprints=true)) need every key decrypted, about 50 to 100 ms per key, and are opt-in.
   - Key material is never returned.
 author:
-  - tapecrypt.ekm contributors
+  - tapecrypt.ekm contributors (!UNKNOWN)
 extends_documentation_fragment:
   - tapecrypt.ekm.keystore
-  - tapecrypt.ekm.attributes
   - tapecrypt.ekm.attributes.info_module
 options:
   password:
