@@ -584,18 +584,22 @@ def _locked(directory):
 # --- restore -------------------------------------------------------------------------------------------------------
 
 
-def find_set(dest, site, host, which='latest', password=None):
-    """The path of set ``which`` (a set name, or ``latest`` for the newest verified one) under ``dest/site/host``."""
+def find_set(dest, site, host, which='latest'):
+    """The path of set ``which`` (a set name, or ``latest`` for the newest verified one) under ``dest/site/host``.
+
+    The newest is chosen by structure only: when it then fails the complete check, the restore
+    stops instead of quietly taking an older set, which may lack keys.
+    """
     check_label('site', site)
     check_label('host', host)
+    if which != 'latest' and not SET_NAME_RE.match(which or ''):
+        raise BackupError('set must be latest or the name of a set directory such as 20260131T120000Z; got %r.' % which)
     host_dir = os.path.join(dest, site, host)
     if not os.path.isdir(host_dir):
         raise BackupError('There are no backups of %s/%s in %s (%s does not exist).' % (site, host, dest, host_dir))
     if which != 'latest':
-        if not SET_NAME_RE.match(which or ''):
-            raise BackupError('set must be latest or the name of a set directory such as 20260131T120000Z; got %r.' % which)
         return os.path.join(host_dir, which)
-    sets, invalid = list_sets(host_dir, password)
+    sets, invalid = list_sets(host_dir)
     if not sets:
         detail = '; '.join('%s: %s' % (os.path.basename(p), r) for p, r in invalid[:5])
         raise BackupError('%s holds no verified backup set%s.' % (host_dir, ' (%s)' % detail if detail else ''))

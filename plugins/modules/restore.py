@@ -240,7 +240,7 @@ def main():
     p = module.params
     targets = {role: p['%s_path' % role] for role in _backup.ROLES}
     try:
-        set_path = p['source'] or _backup.find_set(p['dest'], p['site'], p['host'], p['set'], p['password'])
+        set_path = p['source'] or _backup.find_set(p['dest'], p['site'], p['host'], p['set'])
         plan = _backup.plan_restore(set_path, targets, p['password'], p['allow_key_loss'])
     except _backup.BackupError as exc:
         module.fail_json(msg=str(exc))

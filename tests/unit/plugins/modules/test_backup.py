@@ -1,0 +1,164 @@
+# Copyright (c) 2026 tapecrypt.ekm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+
+import pytest
+
+from ansible.module_utils.common import warnings
+
+from ansible_collections.tapecrypt.ekm.plugins.module_utils import _backup, _jceks
+from ansible_collections.tapecrypt.ekm.plugins.modules import backup as backup_module
+from ansible_collections.tapecrypt.ekm.tests.unit.plugins.modules.module_runner import run_module
+
+PW = 'changeit-backup-module'
+FAST = 1000
+
+
+def make_keystore(path, count):
+    ks = _jceks.new_keystore()
+    for n in range(1, count + 1):
+        ks.add(_jceks.seal_secret_key('dca%018x' % n, _jceks.generate_aes_key(), PW, iteration_count=FAST))
+    with open(path, 'wb') as f:
+        f.write(_jceks.dump(ks, PW))
+
+
+@pytest.fixture
+def home(tmp_path):
+    path = tmp_path / 'ekm'
+    path.mkdir()
+    make_keystore(str(path / 'EKMKeys.jck'), 4)
+    (path / 'KeyManagerConfig.properties').write_bytes(b'TransportListener.tcp.port=3801\n')
+    (path / 'KeyGroups.xml').write_bytes(b'<keyGroups/>\n')
+    (path / 'filedrive.table').write_bytes(b'\x00\x01drive-1\n')
+    return path
+
+
+@pytest.fixture
+def dest(tmp_path):
+    path = tmp_path / 'backup'
+    path.mkdir()
+    return path
+
+
+def args(home, dest, **kw):
+    base = dict(keystore_path=str(home / 'EKMKeys.jck'), config_path=str(home / 'KeyManagerConfig.properties'),
+                keygroups_path=str(home / 'KeyGroups.xml'), drivetable_path=str(home / 'filedrive.table'),
+                password=PW, dest=str(dest), site='dc1', host='ekm1', protected_paths=[str(home)])
+    base.update(kw)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def listing(path):
+    return sorted(os.path.relpath(os.path.join(root, name), str(path))
+                  for root, dirs, files in os.walk(str(path)) for name in dirs + files)
+
+
+def test_check_apply_idempotent_check_idempotent_apply(home, dest):
+    res = run_module(backup_module.main, args(home, dest), check_mode=True, diff=True)
+    assert res['changed'] is True and res['created'] is True and res['set_path'] is None
+    assert 'EKMKeys.jck: %s' % hashlib.sha256((home / 'EKMKeys.jck').read_bytes()).hexdigest() in res['diff']['after']
+    assert 'keys: 4' in res['diff']['after'] and res['diff']['before'] == ''
+    assert listing(dest) == []
+
+    res = run_module(backup_module.main, args(home, dest), diff=True)
+    assert res['changed'] is True and res['created'] is True
+    set_path = res['set_path']
+    assert os.path.dirname(set_path) == str(dest / 'dc1' / 'ekm1')
+    assert res['sets'] == [set_path] and res['pruned'] == []
+    assert res['manifest']['keystore']['count'] == 4 and res['manifest']['keystore']['ranges'] == ['DCA001-004']
+    assert sorted(res['manifest']['files']) == ['EKMKeys.jck', 'KeyGroups.xml', 'KeyManagerConfig.properties',
+                                                'filedrive.table']
+    for name in res['manifest']['files']:
+        assert (home / name).read_bytes() == open(os.path.join(set_path, name), 'rb').read()
+    assert res['diff']['after_header'] == set_path
+    after = listing(dest)
+
+    res = run_module(backup_module.main, args(home, dest), check_mode=True)
+    assert res['changed'] is False and res['set_path'] == set_path
+    res = run_module(backup_module.main, args(home, dest), diff=True)
+    assert res['changed'] is False and res['set_path'] == set_path and 'diff' not in res
+    assert listing(dest) == after
+
+
+def test_ten_runs_without_a_change_leave_exactly_one_set(home, dest):
+    results = [run_module(backup_module.main, args(home, dest, keep=30)) for _ in range(10)]
+    assert [r['changed'] for r in results] == [True] + [False] * 9
+    assert os.listdir(str(dest / 'dc1' / 'ekm1')) == [os.path.basename(results[0]['set_path'])]
+
+
+def test_the_result_never_carries_the_password_or_key_material(home, dest):
+    res = run_module(backup_module.main, args(home, dest), diff=True)
+    text = json.dumps(res)
+    assert PW not in text and 'hmac' not in text
+    with open(str(home / 'EKMKeys.jck'), 'rb') as f:
+        ks = _jceks.load(f.read(), PW)
+    for entry in ks.entries:
+        assert _jceks.unseal(entry, PW)[1].hex() not in text
+
+
+def test_a_new_key_makes_a_new_set_and_keep_prunes(home, dest):
+    first = run_module(backup_module.main, args(home, dest, keep=1))
+    make_keystore(str(home / 'EKMKeys.jck'), 5)
+    second = run_module(backup_module.main, args(home, dest, keep=1))
+    assert second['created'] is True and second['pruned'] == [first['set_path']]
+    assert second['sets'] == [second['set_path']] and not os.path.exists(first['set_path'])
+
+
+@pytest.mark.parametrize('case, message', [
+    ('missing dest', r'The backup destination \S+/not-mounted does not exist or is not a directory; mount or create it '
+                     r'first. Nothing was backed up.'),
+    ('dest in home', r'Refusing to back up into \S+/ekm/backups: \S+/ekm/backups is inside \S+/ekm; it must be outside '
+                     r'that directory. A backup must not share the fate of the files it protects. Nothing was backed up.'),
+    ('wrong password', r'Keystore \S+/EKMKeys.jck: The keystore integrity check failed: the store password is most '
+                       r'likely wrong.* Nothing was backed up.'),
+    ('bad keep', r'keep must be at least 1 \(the newest set is never removed\); got 0.'),
+])
+def test_bad_input_fails_clearly_and_writes_nothing(home, dest, tmp_path, case, message):
+    kw = {}
+    target = dest
+    if case == 'missing dest':
+        target = tmp_path / 'not-mounted'
+    elif case == 'dest in home':
+        target = home / 'backups'
+        target.mkdir()
+    elif case == 'wrong password':
+        kw['password'] = 'not-the-password'
+    elif case == 'bad keep':
+        kw['keep'] = 0
+    before = {p.name: p.read_bytes() for p in home.iterdir() if p.is_file()}
+    res = run_module(backup_module.main, args(home, target, **kw), expect_fail=True)
+    assert re.fullmatch(message, res['msg']), res['msg']
+    assert listing(dest) == []
+    assert not os.path.exists(str(tmp_path / 'not-mounted'))
+    assert {p.name: p.read_bytes() for p in home.iterdir() if p.is_file()} == before
+    if case == 'dest in home':
+        assert listing(target) == []
+
+
+def test_a_destination_that_is_not_writable(home, dest, monkeypatch):
+    os.chmod(str(dest), 0o500)
+    if os.geteuid() == 0:
+        # root writes through permission bits; what it cannot write to (a read-only mount) os.access reports.
+        real = os.access
+        monkeypatch.setattr(_backup.os, 'access', lambda p, m: False if p == str(dest) else real(p, m))
+    try:
+        res = run_module(backup_module.main, args(home, dest), expect_fail=True)
+    finally:
+        os.chmod(str(dest), 0o700)
+    assert res['msg'] == 'The backup destination %s is not writable by this user. Nothing was backed up.' % dest
+    assert listing(dest) == []
+
+
+def test_a_damaged_newest_set_is_reported_and_replaced(home, dest):
+    first = run_module(backup_module.main, args(home, dest))
+    with open(os.path.join(first['set_path'], 'filedrive.table'), 'r+b') as f:
+        f.write(b'\xff')
+    res = run_module(backup_module.main, args(home, dest))
+    assert res['created'] is True and res['set_path'] != first['set_path']
+    assert any(first['set_path'] in w and 'no longer matches its manifest' in w for w in warnings.get_warning_messages())
