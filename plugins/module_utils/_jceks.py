@@ -724,7 +724,8 @@ class Entry:
         160 bytes is also what a few other SecretKeySpecs would give (name plus key of 30 to 37
         bytes, such as RC4 with 32 bytes); keytool's AES-256 keys and this module's are the only
         common source, so 160 is reported as ('AES', 256). Callers that must be certain unseal().
-        Everything else gives (None, None).
+        Everything else gives (None, None). A SunJCE entry with unreadable PBE parameters raises
+        JceksFormatError, as sealed() does.
         """
         if self.is_sunjce and len(self.sealed().ciphertext) == _AES256_SEALED_LENGTH:
             return 'AES', 256
@@ -780,7 +781,7 @@ class Keystore:
         for entry in self.entries:
             key = entry.alias.lower()
             if key in index:
-                raise JceksError("The keystore holds alias '%s' twice (compared without case)." % entry.alias)
+                raise JceksError("The keystore holds alias '%s' twice (aliases are compared without case)." % entry.alias)
             index[key] = entry
         self._index = index
 
@@ -899,7 +900,7 @@ def load(data, password=None):
     try:
         keystore = Keystore(magic, version, entries)
     except JceksError as exc:
-        raise JceksFormatError('The keystore is corrupt: %s' % exc) from None
+        raise JceksFormatError(str(exc)) from None
     if password is not None:
         if not hmac.compare_digest(_integrity_hash(password, memoryview(data)[:end]), data[end:]):
             raise _integrity_error(keystore, password)
@@ -1137,7 +1138,8 @@ def _derive_in_processes(password, salts, iteration_count, workers):
         # raises BrokenProcessPool instead of leaving the batch waiting forever.
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as executor:
             return list(executor.map(_derive, [password] * len(salts), salts, [iteration_count] * len(salts)))
-    except (BrokenProcessPool, OSError, EOFError):
+    except (BrokenProcessPool, OSError, EOFError, AssertionError):
+        # AssertionError: multiprocessing refuses to start children from a daemonic process.
         return None
 
 
