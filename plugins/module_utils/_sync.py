@@ -1,0 +1,784 @@
+# Copyright (c) 2026 tapecrypt.ekm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Primary-to-redundant sync of an EKM's keystore, KeyGroups.xml and drive table.
+
+Two halves share this file:
+
+* the host side (``run_phase``), which the ``sync`` module runs on either server: inventory,
+  entry lists, fingerprints, export of file bytes, and the all-or-nothing install with its
+  journal on the redundant server;
+* the controller side (``Sync``), which the action plugin drives: it asks both servers, decides
+  (``plan``), and moves only changed files from the primary to the redundant.
+
+Keys are never forked: every redundant alias must exist on the primary with the same key, and
+``force`` never applies to keys. Results carry aliases, hashes and fingerprints only.
+"""
+from __future__ import annotations
+
+import base64
+import datetime
+import errno
+import hmac
+import json
+import os
+import shutil
+import uuid
+
+from ansible_collections.tapecrypt.ekm.plugins.module_utils import _files, _jceks, _keystore
+from ansible_collections.tapecrypt.ekm.plugins.module_utils._aliases import compress
+
+FILES = ('keystore', 'keygroups', 'drivetable')
+LABELS = {'keystore': 'keystore', 'keygroups': 'KeyGroups.xml', 'drivetable': 'drive table'}
+STATE_NAME = '.tapecrypt-sync.json'
+STATE_VERSION = 1
+JOURNAL_SUFFIX = '.journal'
+# Staged and undo files carry this marker and the run's id; only a journal makes them meaningful.
+MARK = '.tapecrypt-sync-'
+STAGED_SUFFIX = '.staged'
+UNDO_SUFFIX = '.undo'
+
+# Drift statuses of one file.
+SAME = 'same'
+MISSING = 'missing'                        # absent on the redundant, present on the primary
+PRIMARY_CHANGED = 'primary_changed'        # the primary's copy is newer than what the redundant holds
+LOCAL_CHANGE = 'local_change'              # edited on the redundant since the last sync
+UNTRACKED = 'untracked_difference'         # differs, and no sync record says where the redundant's copy came from
+NOT_ON_PRIMARY = 'not_on_primary'          # nothing to copy; the redundant's file (if any) is left alone
+CONFLICT = 'conflict'                      # keystore only: the subset rule is broken
+IN_SYNC_STATUSES = (SAME, NOT_ON_PRIMARY)
+TRAVELS = (MISSING, PRIMARY_CHANGED)
+
+
+class SyncError(Exception):
+    """A domain error; the message is a complete sentence for ``fail_json``. ``result`` rides along."""
+
+    def __init__(self, message, result=None):
+        super().__init__(message)
+        self.result = result or {}
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+
+
+def default_state_path(keystore_path):
+    return os.path.join(os.path.dirname(os.path.abspath(keystore_path)), STATE_NAME)
+
+
+def journal_path(state_path):
+    return state_path + JOURNAL_SUFFIX
+
+
+def _side(role):
+    return 'the primary' if role == 'primary' else 'this redundant server'
+
+
+# ---------------------------------------------------------------------------------------------
+# Host side: reading
+
+def file_summary(path):
+    sha = _files.sha256_file(path)
+    return {'path': path, 'exists': sha is not None, 'sha256': sha,
+            'size': os.path.getsize(path) if sha is not None else None}
+
+
+def _read_keystore(path, password, role):
+    """Load with the integrity check; errors name the side, the path and what to do."""
+    try:
+        keystore, data = _keystore.read(path, password)
+    except _keystore.KeystoreError as exc:
+        if role == 'primary':
+            raise SyncError('The keystore on the primary cannot be used as the source of a sync: %s It is never copied '
+                            'in that state; check the password (primary_password) or restore the primary\'s keystore '
+                            'from a verified backup. Nothing was changed.' % exc)
+        raise SyncError('The keystore on this redundant server cannot be opened with the given password: %s '
+                        'Check password (the redundant\'s current keystore password). Nothing was changed.' % exc)
+    return keystore, data
+
+
+def keystore_summary(path, password, role):
+    keystore, data = _read_keystore(path, password, role)
+    if keystore is None:
+        return {'path': path, 'exists': False, 'sha256': None, 'size': None, 'count': 0, 'digest': None}
+    return {'path': path, 'exists': True, 'sha256': _files.sha256_bytes(data), 'size': len(data),
+            'count': len(keystore.entries), 'digest': _keystore.digest(keystore)}
+
+
+def _checked_keystore(path, password, role, expected_sha):
+    """The keystore as inventoried earlier in this run, or an error when it changed since."""
+    keystore, data = _read_keystore(path, password, role)
+    sha = _files.sha256_bytes(data) if data is not None else None
+    if sha != expected_sha:
+        raise SyncError('The keystore %s on %s changed while the sync was running; nothing was changed. Run the sync '
+                        'again.' % (path, _side(role)))
+    return keystore
+
+
+def entry_map(path, password, role, expected_sha):
+    """``{alias: [kind, entry_sha256]}``: enough to apply the subset rule without decrypting."""
+    keystore = _checked_keystore(path, password, role, expected_sha)
+    return {e.alias.lower(): [e.kind, e.sha256] for e in keystore.entries}
+
+
+def fingerprints(path, password, role, expected_sha, aliases):
+    """Fingerprints of the named secret entries (decrypts exactly those); None for other kinds."""
+    keystore = _checked_keystore(path, password, role, expected_sha)
+    result = {}
+    for alias in aliases:
+        entry = keystore.get(alias)
+        if entry is None:
+            raise SyncError('Alias %s is not in the keystore %s on %s any more; run the sync again.' % (alias, path, _side(role)))
+        if entry.kind != 'secret':
+            result[alias] = None
+            continue
+        try:
+            dummy, key = _jceks.unseal(entry, password)
+        except _jceks.JceksError as exc:
+            raise SyncError('Alias %s has different bytes on the two servers, so its key must be compared, but it cannot '
+                            'be decrypted on %s: %s Nothing was changed.' % (alias, _side(role), exc))
+        result[alias] = _keystore.fingerprint(key)
+        del key
+    return result
+
+
+def read_state(state_path):
+    """The sync record, or None when there is none; an unreadable record counts as none (with a warning)."""
+    data = _files.read_bytes(state_path)
+    if data is None:
+        return None, None
+    try:
+        state = json.loads(data.decode('utf-8'))
+        if not isinstance(state, dict) or state.get('version') != STATE_VERSION or not isinstance(state.get('files'), dict):
+            raise ValueError('unknown layout')
+    except ValueError:
+        return None, ('The sync state file %s is unreadable, so local changes cannot be told from the primary\'s; '
+                      'every file that differs from the primary is treated as untracked.' % state_path)
+    return state, None
+
+
+def read_journal(state_path):
+    data = _files.read_bytes(journal_path(state_path))
+    if data is None:
+        return None
+    try:
+        journal = json.loads(data.decode('utf-8'))
+        if not isinstance(journal, dict) or not isinstance(journal.get('files'), list):
+            raise ValueError('unknown layout')
+    except ValueError:
+        raise SyncError('The sync journal %s is unreadable, so it cannot be told how far the interrupted install got. '
+                        'Inspect the files it names by hand, then remove it. Nothing was changed.' % journal_path(state_path))
+    return journal
+
+
+# ---------------------------------------------------------------------------------------------
+# Host side: the journal, recovery and stray files
+
+def _aside(path, txid, suffix):
+    directory, name = os.path.split(os.path.abspath(path))
+    return os.path.join(directory, '.%s%s%s%s' % (name, MARK, txid, suffix))
+
+
+def _fsync_dir(directory):
+    fd = os.open(directory, os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0))
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise
+    finally:
+        os.close(fd)
+
+
+def _replace(source, target):
+    """The one rename that puts a file in place; tests break it to simulate a crash."""
+    os.replace(source, target)
+    _fsync_dir(os.path.dirname(os.path.abspath(target)))
+
+
+def _remove(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _write_json(path, data):
+    _files.atomic_write(path, (json.dumps(data, indent=2, sort_keys=True) + '\n').encode('utf-8'), mode=0o600)
+
+
+def recover(state_path):
+    """Finish or undo an install that a crash interrupted; returns a report, or None without a journal.
+
+    The journal is written only once every staged file is complete and verified, so rolling
+    forward is the normal way out. Rolling back (from the undo links) is for a staged file that
+    disappeared; a file that is neither the old nor the new version was changed by someone else
+    and stops the recovery untouched.
+    """
+    journal = read_journal(state_path)
+    if journal is None:
+        return None
+    files = journal['files']
+    states = []
+    for item in files:
+        current = _files.sha256_file(item['path'])
+        staged = _files.sha256_file(item['staged'])
+        if current == item['new']:
+            states.append('done')
+        elif current == item['old']:
+            states.append('pending' if staged == item['new'] else 'lost')
+        else:
+            raise SyncError('A previous sync was interrupted during its install, and %s has since been changed by something '
+                            'else (it is neither the version before nor the one after that sync). Nothing was touched; '
+                            'compare it with the primary and the backups, then remove %s and run the sync again.'
+                            % (item['path'], journal_path(state_path)))
+    if 'lost' not in states:
+        for item, state in zip(files, states):
+            if state == 'pending':
+                _replace(item['staged'], item['path'])
+            _remove(item['staged'])
+        _write_json(state_path, dict(journal['state'], synced_at=_now()))
+        for item in files:
+            if item.get('undo'):
+                _remove(item['undo'])
+        _remove(journal_path(state_path))
+        return {'action': 'completed', 'txid': journal.get('txid'), 'files': [i['path'] for i in files]}
+    for item, state in zip(files, states):
+        if state == 'done' and item['old'] is not None and (not item['undo'] or _files.sha256_file(item['undo']) != item['old']):
+            raise SyncError('A previous sync was interrupted during its install; it can neither be completed (a staged file '
+                            'is missing) nor undone (the earlier version of %s is gone). Nothing was touched; restore a '
+                            'consistent set from a backup, then remove %s.' % (item['path'], journal_path(state_path)))
+    rolled = []
+    for item, state in zip(files, states):
+        if state == 'done':
+            if item['old'] is None:
+                # Nothing to go back to: keep the new file under a visible name rather than delete it.
+                _replace(item['path'], '%s%s%s.rolled-back' % (item['path'], MARK, journal.get('txid')))
+            else:
+                _replace(item['undo'], item['path'])
+            rolled.append(item['path'])
+        _remove(item['staged'])
+        if item.get('undo'):
+            _remove(item['undo'])
+    _remove(journal_path(state_path))
+    return {'action': 'rolled_back', 'txid': journal.get('txid'), 'files': rolled}
+
+
+def remove_strays(paths):
+    """Remove staged and undo files that no journal refers to (a run killed before its journal existed)."""
+    removed = []
+    for path in paths:
+        directory, name = os.path.split(os.path.abspath(path))
+        prefix = '.%s%s' % (name, MARK)
+        try:
+            listing = os.listdir(directory)
+        except FileNotFoundError:
+            continue
+        for entry in listing:
+            if entry.startswith(prefix) and entry.endswith((STAGED_SUFFIX, UNDO_SUFFIX)):
+                _remove(os.path.join(directory, entry))
+                removed.append(os.path.join(directory, entry))
+    return removed
+
+
+# ---------------------------------------------------------------------------------------------
+# Host side: phases
+
+def inventory(paths, password, role, state_path=None, check_mode=True):
+    """What one server holds. On the redundant (``state_path`` given) also the sync record,
+    and, outside check mode, recovery of an interrupted install and removal of stray files."""
+    result = {'files': {}}
+    if state_path is None:
+        result['files'] = _summaries(paths, password, role)
+        return result
+    state_dir = os.path.dirname(os.path.abspath(state_path))
+    if not os.path.isdir(state_dir):
+        raise SyncError('The directory %s (of the keystore and the sync state) does not exist on this redundant server; '
+                        'create it first (the tapecrypt.ekm.server role does). Nothing was changed.' % state_dir)
+    with _files.DirLock(state_dir):
+        journal = read_journal(state_path)
+        if journal is not None and not check_mode:
+            result['recovered'] = recover(state_path)
+            journal = None
+        if journal is not None:
+            result['interrupted'] = {'txid': journal.get('txid'), 'started': journal.get('started'),
+                                     'files': [i['path'] for i in journal['files']]}
+        elif not check_mode:
+            result['removed_stray_files'] = remove_strays([p for p in paths.values() if p])
+        result['files'] = _summaries(paths, password, role)
+        result['state'], warning = read_state(state_path)
+        if warning:
+            result['warnings'] = [warning]
+    return result
+
+
+def _summaries(paths, password, role):
+    files = {}
+    for name in FILES:
+        path = paths.get(name)
+        if not path:
+            continue
+        if name == 'keystore':
+            files[name] = keystore_summary(path, password, role)
+        else:
+            files[name] = file_summary(path)
+    return files
+
+
+def export(paths, expected):
+    """The bytes of the named files, base64, each checked against the hash the plan was made with."""
+    out = {}
+    for name, sha in expected.items():
+        data = _files.read_bytes(paths[name])
+        if data is None or _files.sha256_bytes(data) != sha:
+            raise SyncError('The %s %s on the primary changed while the sync was running; nothing was changed. Run the '
+                            'sync again.' % (LABELS[name], paths[name]))
+        out[name] = base64.b64encode(data).decode('ascii')
+    return out
+
+
+def _stage(name, source, target, txid, expected_sha, attributes):
+    """Copy a transferred file beside its target, complete and on disk, with the target's owner and mode."""
+    staged = _aside(target, txid, STAGED_SUFFIX)
+    data = _files.read_bytes(source)
+    if data is None or _files.sha256_bytes(data) != expected_sha:
+        raise SyncError('The %s arrived damaged on this redundant server (its hash is not the primary\'s); nothing was '
+                        'changed. Run the sync again.' % LABELS[name])
+    try:
+        old = os.stat(target)
+    except FileNotFoundError:
+        old = None
+    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        if old is not None:
+            try:
+                os.fchown(fd, old.st_uid, old.st_gid)
+            except PermissionError:
+                pass
+            os.fchmod(fd, old.st_mode & 0o7777)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if attributes is not None:
+        attributes(staged, False)
+    return staged
+
+
+def _verify_staged_keystore(staged, new_password, primary_digest, current_path, password):
+    """The file about to become the redundant's keystore: intact, the primary's entries, and no key forked."""
+    try:
+        new, dummy = _keystore.read(staged, new_password)
+    except _keystore.KeystoreError as exc:
+        raise SyncError('The keystore copied from the primary fails its check on this redundant server (%s); nothing was '
+                        'changed.' % exc)
+    if _keystore.digest(new) != primary_digest:
+        raise SyncError('The keystore copied from the primary does not hold the entries the primary reported; nothing was '
+                        'changed. Run the sync again.')
+    current, dummy = _read_keystore(current_path, password, 'redundant')
+    if current is not None:
+        try:
+            dummy, conflicts = _keystore.compare(new, current, new_password, password)
+        except _keystore.KeystoreError as exc:
+            raise SyncError('%s Nothing was changed.' % exc)
+        if conflicts:
+            raise SyncError('The redundant\'s keystore changed during the sync and now holds keys that differ from the '
+                            'primary\'s (%s); nothing was changed.' % _keystore.name_aliases(conflicts))
+
+
+def install(paths, state_path, sources, expect, current, primary_digest, password, new_password, backup, state,
+            write_state=True, attributes=None, forced=()):
+    """Install the transferred files all or nothing, then record them in the sync state.
+
+    ``sources``: name -> transferred file; ``expect``: name -> sha256 of the primary's file;
+    ``current``: name -> the redundant's sha256 the plan was made with (every synced file), so a
+    change made on this server since the plan stops the install instead of being overwritten.
+    ``forced``: files replaced over a local change; they are backed up even without ``backup``.
+    Order: stage and verify everything, back up, write the journal, rename, write the state,
+    drop the journal. A crash before the journal leaves only stray staged files (removed by the
+    next run); after it, the next run completes the install (``recover``).
+    """
+    state_dir = os.path.dirname(os.path.abspath(state_path))
+    result = {'changed_files': [], 'backup_files': []}
+    with _files.DirLock(state_dir):
+        if read_journal(state_path) is not None:
+            raise SyncError('Another sync was interrupted on this redundant server since this run began; nothing was '
+                            'changed. Run the sync again, it completes the interrupted one first.')
+        for name, sha in current.items():
+            if _files.sha256_file(paths[name]) != sha:
+                raise SyncError('The %s %s on this redundant server changed while the sync was running; nothing was '
+                                'changed. Run the sync again.' % (LABELS[name], paths[name]))
+        txid = '%s-%s' % (datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%S'), uuid.uuid4().hex[:8])
+        items = []
+        try:
+            for name in FILES:
+                if name not in sources:
+                    continue
+                target = os.path.realpath(paths[name])
+                items.append({'name': name, 'path': target, 'old': current.get(name), 'new': expect[name], 'undo': None,
+                              'staged': _stage(name, sources[name], target, txid, expect[name], attributes)})
+            for item in items:
+                if item['name'] == 'keystore':
+                    _verify_staged_keystore(item['staged'], new_password, primary_digest, paths['keystore'], password)
+            for directory in sorted(set(os.path.dirname(item['staged']) for item in items)):
+                _fsync_dir(directory)
+            for item in items:
+                if item['old'] is None:
+                    continue
+                if backup or item['name'] in forced:
+                    result['backup_files'].append(_files.backup_copy(item['path']))
+                item['undo'] = _aside(item['path'], txid, UNDO_SUFFIX)
+                _link_or_copy(item['path'], item['undo'])
+        except Exception:
+            # An ordinary failure cleans up after itself; a killed process leaves these to remove_strays().
+            for item in items:
+                _remove(item['staged'])
+                if item['undo']:
+                    _remove(item['undo'])
+            raise
+        if items:
+            # From here on the next run finishes this install (or undoes it), whatever happens to this process.
+            _write_json(journal_path(state_path), {'version': STATE_VERSION, 'txid': txid, 'started': _now(),
+                                                   'files': items, 'state': state})
+        try:
+            for item in items:
+                _replace(item['staged'], item['path'])
+                result['changed_files'].append(item['path'])
+            if items or write_state:
+                _write_json(state_path, dict(state, synced_at=_now()))
+            for item in items:
+                if item['undo']:
+                    _remove(item['undo'])
+            _remove(journal_path(state_path))
+        except (OSError, _files.FileError) as exc:
+            if not items:
+                raise
+            raise SyncError('The install on this redundant server failed half-way (%s). Its journal %s is kept: the next '
+                            'sync run completes the install before anything else.' % (exc, journal_path(state_path)), result)
+        keystore_password = new_password if 'keystore' in sources else password
+        after, dummy = _read_keystore(paths['keystore'], keystore_password, 'redundant')
+        result['redundant_digest'] = _keystore.digest(after) if after is not None else None
+    if result['redundant_digest'] != primary_digest:
+        raise SyncError('After the sync, the keystore on this redundant server does not hold the primary\'s entries '
+                        '(digest %s, primary %s).' % (result['redundant_digest'], primary_digest), result)
+    return result
+
+
+def _link_or_copy(source, dest):
+    try:
+        os.link(source, dest)
+    except OSError:
+        shutil.copy2(source, dest)
+
+
+def apply_attributes(paths, attributes):
+    """Owner, group and mode of the synced files that exist (AnsibleModule honours check mode)."""
+    changed = False
+    for path in paths:
+        if path and os.path.exists(path):
+            changed = attributes(path, changed)
+    return changed
+
+
+# ---------------------------------------------------------------------------------------------
+# Module entry point
+
+def run_phase(params, check_mode=False, attributes=None):
+    """Run one phase of the protocol for the module; ``params`` are the module's parameters."""
+    try:
+        return _run_phase(params, check_mode, attributes)
+    except (_files.FileError, _keystore.KeystoreError, _jceks.JceksError) as exc:
+        raise SyncError(str(exc))
+    except OSError as exc:
+        raise SyncError('%s: %s.' % (exc.filename or 'file operation', exc.strerror or exc))
+
+
+def _run_phase(params, check_mode, attributes):
+    spec = params['_sync'] or {}
+    phase = spec.get('phase')
+    role = spec.get('role', 'redundant')
+    paths = {'keystore': params['keystore_path'], 'keygroups': params['keygroups_path'],
+             'drivetable': params['drivetable_path']}
+    state_path = params['sync_state_path'] or default_state_path(params['keystore_path'])
+    password = params['password']
+    if phase == 'inventory':
+        return inventory(paths, password, role, state_path if role == 'redundant' else None, check_mode)
+    if phase == 'entries':
+        return {'entries': entry_map(paths['keystore'], password, role, spec['sha256'])}
+    if phase == 'fingerprints':
+        return {'fingerprints': fingerprints(paths['keystore'], password, role, spec['sha256'], spec['aliases'])}
+    if phase == 'export':
+        return {'content': export(paths, spec['expect'])}
+    if phase == 'install':
+        new_password = params['primary_password'] if params['primary_password'] is not None else password
+        if check_mode:
+            changed = apply_attributes(paths.values(), attributes) if attributes else False
+            return {'attributes_changed': changed}
+        result = install(paths, state_path, spec.get('sources') or {}, spec.get('expect') or {}, spec.get('current') or {},
+                         spec['primary_digest'], password, new_password, params['backup'], spec['state'],
+                         spec.get('write_state', True), attributes, spec.get('forced') or ())
+        if attributes is not None:
+            installed = set(result['changed_files'])
+            result['attributes_changed'] = apply_attributes(
+                [p for p in paths.values() if p and os.path.realpath(p) not in installed], attributes)
+        return result
+    raise SyncError('tapecrypt.ekm.sync runs through its action plugin; the module cannot be called on its own '
+                    '(unknown phase %r).' % (phase,))
+
+
+# ---------------------------------------------------------------------------------------------
+# Controller side: the decision
+
+def compare_entries(primary_entries, redundant_entries):
+    """The subset rule on entry lists: ``(added, extra, differing_kind, to_fingerprint)``."""
+    added = [a for a in primary_entries if a not in redundant_entries]
+    extra, differing_kind, to_fingerprint = [], [], []
+    for alias, (kind, sha) in redundant_entries.items():
+        other = primary_entries.get(alias)
+        if other is None:
+            extra.append(alias)
+        elif other[1] == sha:
+            continue
+        elif kind != 'secret' or other[0] != 'secret':
+            differing_kind.append(alias)
+        else:
+            to_fingerprint.append(alias)
+    return sorted(added), sorted(extra), sorted(differing_kind), sorted(to_fingerprint)
+
+
+def keystore_conflicts(extra, different):
+    """The conflict entries (and their messages) for a redundant keystore that is not a subset of the primary's."""
+    conflicts = []
+    advice = ('An independently created keystore cannot be merged: its keys may have encrypted tapes and exist nowhere '
+              'else. Keep it (back it up, and keep it where those tapes can be read), move it aside, and run the sync '
+              'again so that the primary\'s keystore is copied. force does not apply to keys.')
+    if extra:
+        conflicts.append({
+            'file': 'keystore', 'kind': 'extra_aliases', 'aliases': compress(extra),
+            'reason': 'The keystore on this redundant server holds keys that were not copied from the primary: %d alias(es) '
+                      'the primary does not have (%s). %s' % (len(extra), _keystore.name_aliases(extra), advice)})
+    if different:
+        conflicts.append({
+            'file': 'keystore', 'kind': 'different_keys', 'aliases': compress(different),
+            'reason': 'The keystore on this redundant server holds different keys than the primary under the same '
+                      'alias(es): %s. It was created independently, not copied from the primary, and tapes written with '
+                      'its keys can only be read with them. %s' % (_keystore.name_aliases(different), advice)})
+    return conflicts
+
+
+def _record(state, name, path):
+    """The sha256 the last sync installed for this file, or None when there is no usable record."""
+    if not state:
+        return None
+    item = state['files'].get(name)
+    if not isinstance(item, dict) or item.get('path') != path:
+        return None
+    return item.get('sha256')
+
+
+def plan(primary_inv, redundant_inv, force, keystore_cmp=None):
+    """Decide per file: its drift status, whether it travels, and the conflicts that stop the run.
+
+    ``keystore_cmp`` is ``{'added': [...], 'extra': [...], 'different': [...]}`` when both
+    keystores exist and their bytes differ.
+    """
+    drift, conflicts, travel, forced = {}, [], [], []
+    state = redundant_inv.get('state')
+    for name in FILES:
+        r = redundant_inv['files'].get(name)
+        p = primary_inv['files'].get(name)
+        if r is None:
+            continue
+        recorded = _record(state, name, r['path'])
+        item = {'path': r['path'], 'primary_sha256': p['sha256'], 'redundant_sha256': r['sha256'], 'recorded_sha256': recorded}
+        if not p['exists']:
+            item['status'] = NOT_ON_PRIMARY
+        elif r['sha256'] == p['sha256']:
+            item['status'] = SAME
+        elif not r['exists']:
+            item['status'] = MISSING
+        elif name == 'keystore':
+            if keystore_cmp['extra'] or keystore_cmp['different']:
+                item['status'] = CONFLICT
+                conflicts.extend(keystore_conflicts(keystore_cmp['extra'], keystore_cmp['different']))
+            else:
+                item['status'] = PRIMARY_CHANGED
+        elif recorded is not None and recorded == r['sha256']:
+            item['status'] = PRIMARY_CHANGED
+        else:
+            item['status'] = LOCAL_CHANGE if recorded is not None else UNTRACKED
+            if force:
+                forced.append(name)
+            else:
+                conflicts.append(_opaque_conflict(name, item, state))
+        if item['status'] in TRAVELS or name in forced:
+            travel.append(name)
+        drift[name] = item
+    if drift['keystore']['status'] == NOT_ON_PRIMARY:
+        raise SyncError('There is no keystore at %s on the primary, so there is nothing to sync from. Check '
+                        'primary_keystore_path (or keystore_path) and that the primary has been set up. Nothing was '
+                        'changed.' % primary_inv['files']['keystore']['path'])
+    interrupted = redundant_inv.get('interrupted')
+    in_sync = not conflicts and not interrupted and all(d['status'] in IN_SYNC_STATUSES for d in drift.values())
+    new_records = {name: {'path': d['path'], 'sha256': d['primary_sha256']}
+                   for name, d in drift.items() if d['status'] != NOT_ON_PRIMARY}
+    state_outdated = not state or any(_record(state, name, rec['path']) != rec['sha256'] for name, rec in new_records.items())
+    return {'drift': drift, 'conflicts': conflicts, 'travel': travel, 'forced': forced, 'in_sync': in_sync,
+            'records': new_records, 'state_outdated': state_outdated}
+
+
+def _opaque_conflict(name, item, state):
+    label = 'The drive table' if name == 'drivetable' else LABELS[name]
+    if item['recorded_sha256'] is not None:
+        reason = ('%s on this redundant server (%s) was changed locally since the last sync (sha256 then %s, now %s) and '
+                  'differs from the primary\'s. It is not overwritten without force: run with force: true to replace it '
+                  'with the primary\'s (the local version is always kept as a backup), or make the same '
+                  'change on the primary first.' % (label, item['path'], item['recorded_sha256'][:12], item['redundant_sha256'][:12]))
+    else:
+        reason = ('%s on this redundant server (%s) differs from the primary\'s, and there is no record of an earlier sync '
+                  '(%s), so it cannot be told whether it holds local changes. Compare the two files; then run with force: '
+                  'true to replace it with the primary\'s (the local version is always kept as a backup).'
+                  % (label, item['path'], 'no sync state yet' if not state else 'the sync state does not cover this file'))
+    return {'file': name, 'kind': item['status'], 'path': item['path'], 'reason': reason}
+
+
+# ---------------------------------------------------------------------------------------------
+# Controller side: the run
+
+class Sync:
+    """One sync run, driven from the controller.
+
+    ``primary(args)`` and ``redundant(args)`` run the module's phase ``args`` (the ``_sync``
+    option) on that server and return its result, raising SyncError on failure; ``transfer(name,
+    data)`` puts bytes on the redundant server and returns the path there.
+    """
+
+    def __init__(self, primary, redundant, transfer, primary_name, force=False, check_mode=False, diff=False,
+                 with_attributes=False):
+        self.primary = primary
+        self.redundant = redundant
+        self.transfer = transfer
+        self.primary_name = primary_name
+        self.force = force
+        self.check_mode = check_mode
+        self.diff = diff
+        self.with_attributes = with_attributes
+        self.result = {'changed': False, 'in_sync': False, 'drift': {}, 'conflicts': [], 'aliases_added': [],
+                       'changed_files': [], 'backup_files': [], 'primary_digest': None, 'redundant_digest': None}
+
+    def _fail(self, message):
+        raise SyncError(message, self.result)
+
+    def run(self):
+        res = self.result
+        p_inv = self.primary({'phase': 'inventory', 'role': 'primary'})
+        r_inv = self.redundant({'phase': 'inventory', 'role': 'redundant'})
+        warnings = list(r_inv.get('warnings') or [])
+        if r_inv.get('recovered'):
+            res['recovered'] = r_inv['recovered']
+            res['changed'] = True
+        if r_inv.get('removed_stray_files'):
+            res['removed_stray_files'] = r_inv['removed_stray_files']
+        if r_inv.get('interrupted'):
+            res['interrupted'] = r_inv['interrupted']
+            warnings.append('A previous sync was interrupted during its install on this redundant server; the next run '
+                            'that is not in check mode completes it (or undoes it) first.')
+        pk, rk = p_inv['files']['keystore'], r_inv['files']['keystore']
+        res['primary_digest'] = pk['digest']
+        res['redundant_digest'] = rk['digest']
+        if state := r_inv.get('state'):
+            res['last_sync'] = state.get('synced_at')
+        cmp = None
+        added = []
+        if pk['exists'] and pk['sha256'] != rk['sha256']:
+            p_entries = self.primary({'phase': 'entries', 'role': 'primary', 'sha256': pk['sha256']})['entries']
+            if rk['exists']:
+                r_entries = self.redundant({'phase': 'entries', 'role': 'redundant', 'sha256': rk['sha256']})['entries']
+                added, extra, differing_kind, to_fp = compare_entries(p_entries, r_entries)
+                different = list(differing_kind)
+                if to_fp:
+                    p_fp = self.primary({'phase': 'fingerprints', 'role': 'primary', 'sha256': pk['sha256'],
+                                         'aliases': to_fp})['fingerprints']
+                    r_fp = self.redundant({'phase': 'fingerprints', 'role': 'redundant', 'sha256': rk['sha256'],
+                                           'aliases': to_fp})['fingerprints']
+                    different.extend(a for a in to_fp if p_fp[a] is None or r_fp[a] is None
+                                     or not hmac.compare_digest(p_fp[a], r_fp[a]))
+                cmp = {'added': added, 'extra': extra, 'different': sorted(different)}
+            else:
+                added = sorted(p_entries)
+        decision = plan(p_inv, r_inv, self.force, cmp)
+        res['drift'] = decision['drift']
+        res['conflicts'] = decision['conflicts']
+        res['in_sync'] = decision['in_sync']
+        res['aliases_added'] = compress(added) if 'keystore' in decision['travel'] else []
+        if decision['forced']:
+            res['forced'] = decision['forced']
+        if warnings:
+            res['warnings'] = warnings
+        if decision['conflicts']:
+            self._fail('Sync from the primary %s refused. %s Nothing was changed.' % (
+                self.primary_name, ' '.join(c['reason'] for c in decision['conflicts'])))
+        travel = decision['travel']
+        needs_state = decision['state_outdated']
+        if self.diff and travel:
+            res['diff'] = self._diff(decision, p_inv, r_inv, added)
+        if self.check_mode:
+            res['changed'] = bool(travel or needs_state or res.get('interrupted') or res['changed'])
+            if self.with_attributes:
+                res['changed'] = self.redundant({'phase': 'install'}).get('attributes_changed') or res['changed']
+            res['changed_files'] = [decision['drift'][n]['path'] for n in travel]
+            return res
+        if not (travel or needs_state or self.with_attributes):
+            if res['redundant_digest'] != res['primary_digest']:
+                self._fail('The keystores of the two servers differ although their files were found identical; run the '
+                           'sync again.')
+            return res
+        sources = {}
+        if travel:
+            content = self.primary({'phase': 'export', 'role': 'primary',
+                                    'expect': {n: p_inv['files'][n]['sha256'] for n in travel}})['content']
+            for name in travel:
+                data = base64.b64decode(content.pop(name))
+                if _files.sha256_bytes(data) != p_inv['files'][name]['sha256']:
+                    self._fail('The %s from the primary arrived damaged on the controller; nothing was changed. Run the '
+                               'sync again.' % LABELS[name])
+                sources[name] = self.transfer(name, data)
+                del data
+        done = self.redundant({
+            'phase': 'install', 'role': 'redundant', 'sources': sources,
+            'expect': {n: p_inv['files'][n]['sha256'] for n in travel},
+            'current': {n: d['redundant_sha256'] for n, d in decision['drift'].items() if d['status'] != NOT_ON_PRIMARY},
+            'primary_digest': pk['digest'], 'write_state': bool(travel or needs_state), 'forced': decision['forced'],
+            'state': {'version': STATE_VERSION, 'primary': self.primary_name, 'files': decision['records'],
+                      'keystore_digest': pk['digest']},
+        })
+        res['changed_files'] = done['changed_files']
+        res['backup_files'] = [b for b in done['backup_files'] if b]
+        res['redundant_digest'] = done['redundant_digest']
+        res['changed'] = bool(res['changed'] or travel or needs_state or done.get('attributes_changed'))
+        if travel:
+            res['in_sync'] = True
+        if res['redundant_digest'] != res['primary_digest']:
+            self._fail('After the sync, the keystore on this redundant server does not match the primary\'s (digest %s, '
+                       'primary %s).' % (res['redundant_digest'], res['primary_digest']))
+        return res
+
+    @staticmethod
+    def _diff(decision, p_inv, r_inv, added):
+        diffs = []
+        for name in decision['travel']:
+            d = decision['drift'][name]
+            before = ['sha256: %s' % d['redundant_sha256']] if d['redundant_sha256'] else []
+            after = ['sha256: %s' % d['primary_sha256']]
+            if name == 'keystore':
+                if r_inv['files']['keystore']['exists']:
+                    before.append('entries: %d' % r_inv['files']['keystore']['count'])
+                after.append('entries: %d' % p_inv['files']['keystore']['count'])
+                after.extend('added: %s' % item for item in compress(added))
+            diffs.append({'before_header': d['path'] if d['redundant_sha256'] else '/dev/null',
+                          'after_header': '%s (from the primary)' % d['path'],
+                          'before': '\n'.join(before) + '\n' if before else '',
+                          'after': '\n'.join(after) + '\n'})
+        return diffs
