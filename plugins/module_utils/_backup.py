@@ -164,9 +164,9 @@ def read_sources(paths, password):
         if name == MANIFEST_NAME:
             raise BackupError('%s cannot be backed up under its own name: %s is the name of the set\'s manifest.' % (path, name))
         if name in names:
+            other_role, other_path = names[name]
             raise BackupError('The %s %s and the %s %s have the same file name %s; a backup set keeps files by name, so '
-                              'they cannot both be backed up.' % (ROLE_TITLES[names[name][0]], names[name][1],
-                                                                   ROLE_TITLES[role], path, name))
+                              'they cannot both be backed up.' % (ROLE_TITLES[other_role], other_path, ROLE_TITLES[role], path, name))
         names[name] = (role, path)
     try:
         with _files.DirLock(paths['keystore']):

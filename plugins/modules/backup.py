@@ -26,7 +26,7 @@ description:
   - Files are written mode C(0600), directories C(0700), owned by the user the module runs as.
   - Back up to media that is not encrypted with the keys in this keystore; lost keys are lost tapes.
 author:
-  - tapecrypt.ekm contributors
+  - tapecrypt.ekm contributors (!UNKNOWN)
 extends_documentation_fragment:
   - tapecrypt.ekm.attributes
 attributes:

@@ -24,7 +24,7 @@ description:
   - Stop the EKM server before a restore and start it afterwards; EKM rewrites C(KeyGroups.xml) and the drive table
     while it runs.
 author:
-  - tapecrypt.ekm contributors
+  - tapecrypt.ekm contributors (!UNKNOWN)
 extends_documentation_fragment:
   - ansible.builtin.files
   - tapecrypt.ekm.attributes

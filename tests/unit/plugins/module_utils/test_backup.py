@@ -123,7 +123,7 @@ def test_a_set_holds_byte_copies_and_a_verified_manifest(server, dest):
 def test_ten_runs_without_a_change_leave_exactly_one_set(server, dest):
     now = clock()
     first = run(server, dest, now=now, keep=30)
-    results = [run(server, dest, now=now, keep=30) for _ in range(9)]
+    results = [run(server, dest, now=now, keep=30) for _run in range(9)]
     assert [r['changed'] for r in results] == [False] * 9
     assert {r['set_path'] for r in results} == {first['set_path']}
     assert os.listdir(os.path.join(dest, 'dc1', 'ekm1')) == [os.path.basename(first['set_path'])]

@@ -87,7 +87,7 @@ def test_check_apply_idempotent_check_idempotent_apply(home, dest):
 
 
 def test_ten_runs_without_a_change_leave_exactly_one_set(home, dest):
-    results = [run_module(backup_module.main, args(home, dest, keep=30)) for _ in range(10)]
+    results = [run_module(backup_module.main, args(home, dest, keep=30)) for _run in range(10)]
     assert [r['changed'] for r in results] == [True] + [False] * 9
     assert os.listdir(str(dest / 'dc1' / 'ekm1')) == [os.path.basename(results[0]['set_path'])]
 
