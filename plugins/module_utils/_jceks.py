@@ -665,6 +665,8 @@ class Entry:
         reader = _StreamReader(body, start, len(body))
         try:
             obj = reader.read_stream()
+            if reader.pos != len(body):
+                raise _StreamError('%d bytes follow its sealed object' % (len(body) - reader.pos))
         except _StreamError as exc:
             raise JceksFormatError("Secret key entry '%s' is corrupt: %s." % (self.alias, exc)) from None
         if not isinstance(obj, _JavaObject):
@@ -982,8 +984,8 @@ def dump(keystore, password):
     out = payload + _integrity_hash(password, payload)
     # Whatever was put in the entry list, never hand back a file that Java could not parse.
     check = load(out)
-    if len(check) != len(entries):
-        raise JceksError('Internal error: the written keystore does not read back with the same entries.')
+    if check.aliases() != [entry.alias for entry in entries]:
+        raise JceksError('The keystore was not written: its entries do not read back with the aliases they were given.')
     return out
 
 

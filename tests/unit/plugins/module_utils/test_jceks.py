@@ -293,6 +293,14 @@ def test_dump_refuses_duplicate_aliases_put_in_the_list_directly():
         jceks.dump(keystore, 'changeit')
 
 
+def test_dump_refuses_an_entry_whose_bytes_name_another_alias():
+    entry = jceks.seal_secret_key('a', os.urandom(32), 'changeit', iteration_count=1)
+    keystore = jceks.new_keystore()
+    keystore.add(jceks.Entry('b', entry.tag, entry.created, entry.body))
+    with pytest.raises(jceks.JceksError, match='do not read back with the aliases'):
+        jceks.dump(keystore, 'changeit')
+
+
 def test_batch_refuses_duplicate_aliases():
     with pytest.raises(jceks.JceksError, match="Alias 'x' appears twice"):
         jceks.seal_secret_keys([('x', os.urandom(32)), ('X', os.urandom(32))], 'changeit', iteration_count=1)
