@@ -22,9 +22,9 @@ options:
     type: str
   key_password:
     description:
-      - The password that protects each key entry. EKM opens keys with the keystore password, so keep the default.
+      - The password that protects each key entry. When not set, the value of O(password) is used.
+      - EKM opens keys with the keystore password, so leave it unset unless the keystore was made otherwise.
     type: str
-    default: the value of O(password)
 notes:
   - Aliases are stored lower-case, as Java's JCEKS provider looks them up lower-cased.
   - Key material never appears in results, diffs or logs; only aliases, counts, hashes and fingerprints do.

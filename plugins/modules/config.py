@@ -23,7 +23,7 @@ description:
     diffs, results and logs.
   - EKM reads this file when it starts; restart EKM (or run its C(refresh) command) for changes to take effect.
 author:
-  - tapecrypt.ekm contributors
+  - tapecrypt.ekm contributors (!UNKNOWN)
 extends_documentation_fragment:
   - ansible.builtin.files
   - tapecrypt.ekm.attributes

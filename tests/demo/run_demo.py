@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright (c) 2026 tapecrypt.ekm contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -97,10 +96,10 @@ def main():
     second = playbook(inventory, 'tests/demo/keystore.yml')
     path = os.path.join(hosts['ekm-primary']['ekm_home'], 'keystore', 'EKMKeys.jck')
     inv = inventory_of(path)
-    print('   first run : changed=%d   second run: changed=%d' % (first['ekm-primary']['changed'],
-                                                                   second['ekm-primary']['changed']))
-    print('   keytool -list counts %d entries; our inventory %d, ranges %s' % (keytool_count(path), inv['count'],
-                                                                                ', '.join(inv['ranges'])))
+    changes = (first['ekm-primary']['changed'], second['ekm-primary']['changed'])
+    print('   first run : changed=%d   second run: changed=%d' % changes)
+    counted = keytool_count(path)
+    print('   keytool -list counts %d entries; our inventory %d, ranges %s' % (counted, inv['count'], ', '.join(inv['ranges'])))
     print('   digest %s' % inv['digest'])
     if second['ekm-primary']['changed'] != 0:
         raise SystemExit('the second run changed something: the collection is not idempotent')
