@@ -63,6 +63,12 @@ while read -r what pid start; do
   fi
 done < "$d/pids"
 
+# Were pidns the caller's own namespace, "every process in it" would be the machine.
+if [ -n "$pidns" ] && [ "$pidns" = "$(readlink /proc/self/ns/pid)" ]; then
+  echo "mh-stop-host: $host: recorded PID 1 is not in a namespace of its own; not killing anything" >&2
+  exit 1
+fi
+
 # Processes of the host's PID namespace that are still alive.
 members() {
   [ -n "$pidns" ] || return 0
