@@ -31,7 +31,7 @@ _SITE_RE = re.compile(r'[A-Za-z0-9][A-Za-z0-9._-]{0,63}')
 _PRINTABLE_ASCII_RE = re.compile(r'[\x20-\x7e]*')
 # A key that Java's Properties.load reads back as the same key without escapes.
 _PROPERTY_KEY_RE = re.compile(r'[^\s=:#!\\]+')
-_SCALAR_TYPES = (str, int, float)
+_SCALAR_TYPES = (str, int)
 
 
 def _is_int(value):
@@ -85,6 +85,10 @@ def _check_key_ranges(seed, errors):
         return None
     ranges = []
     for index, spec in enumerate(specs):
+        if not isinstance(spec, Mapping):
+            errors.append('ekm_seed.key_ranges[%d] is %r; write each range as a dictionary {prefix, first, last} or '
+                          '{prefix, first, count}, for example {prefix: DCA, first: 1, count: 512}.' % (index, spec))
+            continue
         try:
             ranges.append(parse_range(spec))
         except AliasError as exc:
@@ -189,8 +193,11 @@ def _check_settings(seed, errors):
         if not isinstance(key, str) or not _PROPERTY_KEY_RE.fullmatch(key):
             errors.append('ekm_seed.settings: %r is not a usable property name (no spaces, "=", ":", "#", "!" or '
                           'backslashes).' % (key,))
+        elif isinstance(value, float):
+            errors.append('ekm_seed.settings[%r]: give %r as a quoted string; YAML turns numbers such as 1.10 into 1.1.'
+                          % (key, value))
         elif value is None or not isinstance(value, _SCALAR_TYPES):
-            errors.append('ekm_seed.settings[%r] must be a string, a number or a boolean, not %r; to remove a key, '
+            errors.append('ekm_seed.settings[%r] must be a string, an integer or a boolean, not %r; to remove a key, '
                           'use the tapecrypt.ekm.config module with state=absent.' % (key, value))
 
 

@@ -56,7 +56,7 @@ def test_good_seed_has_no_error():
 
 
 def test_minimal_seed_uses_defaults():
-    minimal = {'site': 'dc1', 'keystore_password': PASSWORD, 'key_ranges': ['DCA001-1FF']}
+    minimal = {'site': 'dc1', 'keystore_password': PASSWORD, 'key_ranges': [{'prefix': 'DCA', 'first': 1, 'last': '0x1ff'}]}
     assert validate_seed(minimal) == []
 
 
@@ -131,7 +131,9 @@ def test_key_ranges_must_be_a_list():
     ({'prefix': 'DCA', 'first': 5, 'last': 4}, 'below first'),
     ({'prefix': 'DCA', 'first': 1, 'count': 0}, 'at least 1'),
     ({'prefix': 'DCA', 'first': 1, 'count': 2, 'size': 3}, 'unknown key'),
-    ('DCA1FF-001', 'below the first'),
+    ({'prefix': 'DCA', 'first': '1FF', 'last': 1}, 'not an integer'),
+    ('DCA001-1FF', 'write each range as a dictionary'),
+    (None, 'write each range as a dictionary'),
 ])
 def test_malformed_range_names_its_index(spec, fragment):
     ranges = [{'prefix': 'DCB', 'first': 1, 'count': 2}, spec]
@@ -149,7 +151,8 @@ def test_overlapping_ranges_are_refused():
 
 
 def test_adjacent_ranges_and_other_prefixes_do_not_overlap():
-    ranges = [{'prefix': 'DCA', 'first': 1, 'last': 0xff}, 'DCA100-1FF', {'prefix': 'DCB', 'first': 1, 'count': 255}]
+    ranges = [{'prefix': 'DCA', 'first': 1, 'last': 0xff}, {'prefix': 'DCA', 'first': '0x100', 'last': '0x1ff'},
+              {'prefix': 'DCB', 'first': 1, 'count': 255}]
     assert validate_seed(seed(key_ranges=ranges)) == []
 
 
@@ -224,8 +227,12 @@ def test_accept_unknown_drives_not_boolean(value):
 
 def test_settings_accept_scalars():
     settings = {'Audit.handler.file.size': 2000, 'fips': 'off', 'Audit.handler.file.multithreads': True,
-                'TransportListener.tcp.timeout': 10.5}
+                'TransportListener.tcp.timeout': '10.50'}
     assert validate_seed(seed(settings=settings)) == []
+
+
+def test_settings_float_must_be_quoted():
+    one_error(validate_seed(seed(settings={'x.y': 1.1})), "ekm_seed.settings['x.y']", 'quoted string')
 
 
 def test_settings_must_be_a_dict():
