@@ -110,7 +110,7 @@ def st_integration():
     rc, out = run('integration', ['ansible-test', 'integration', '--local', '--python', PY_VERSION, '--color', 'no',
                                   '--continue-on-error'], cwd=COLL)
     ran = re.findall(r'^Running (\S+) integration test role', out, re.M)
-    m = re.search(r'The following (\d+) integration test\(s\) failed', out)
+    m = re.search(r'The (\d+) integration test\(s\) listed below', out)
     failed = int(m.group(1)) if m else (1 if rc else 0)
     return max(len(ran) - failed, 0), failed
 
