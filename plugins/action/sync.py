@@ -81,7 +81,13 @@ class ActionModule(ActionBase):
             handler, primary_vars = self._primary_handler(primary, task_vars)
 
             def call_primary(phase):
-                return self._call(handler, dict(primary_args, _sync=phase), primary_vars, 'the primary %s' % primary)
+                # Every primary phase runs before anything is installed, so a failure there leaves the redundant as it was.
+                try:
+                    return self._call(handler, dict(primary_args, _sync=phase), primary_vars, 'the primary %s' % primary)
+                except _sync.SyncError as exc:
+                    if 'Nothing was changed' in str(exc):
+                        raise
+                    raise _sync.SyncError('%s Nothing was changed on this redundant server.' % exc) from None
 
             def call_redundant(phase):
                 return self._call(self, dict(redundant_args, _sync=phase), task_vars, 'this redundant server')
@@ -107,12 +113,13 @@ class ActionModule(ActionBase):
         try:
             res = action._execute_module(module_name=MODULE, module_args=module_args, task_vars=task_vars)
         except AnsibleError as exc:
-            raise _sync.SyncError('Cannot run the sync on %s: %s. Nothing was changed on this redundant server by this step.'
-                                  % (where, to_text(exc)))
+            raise _sync.SyncError('Cannot run the sync on %s: %s.' % (where, to_text(exc).rstrip('.')))
         if res.get('failed') or res.get('unreachable'):
             message = to_text(res.get('msg') or 'the module failed without a message')
             if 'MODULE FAILURE' in message or res.get('unreachable'):
                 message = 'Cannot run the sync on %s: %s' % (where, message)
+                if res.get('module_stderr'):
+                    message += ' (%s)' % to_text(res['module_stderr']).strip()[-500:]
             raise _sync.SyncError(message)
         return res
 

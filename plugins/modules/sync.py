@@ -30,7 +30,7 @@ description:
   - The primary is reached from the action plugin with the connection settings of its inventory host, as
     C(delegate_to) would; nothing needs to run on the controller beyond Ansible.
 author:
-  - tapecrypt.ekm contributors
+  - tapecrypt.ekm contributors (!UNKNOWN)
 extends_documentation_fragment:
   - ansible.builtin.files
   - tapecrypt.ekm.attributes
