@@ -270,7 +270,7 @@ def main():
                                                         p['processes'])
                     keystore = _jceks.load(new_data, password)
                     if p['verify_with_keytool']:
-                        verify(module, path, new_data, password, key_password, keystore)
+                        verify(module, path, new_data, password, key_password, keystore, missing)
                         result['verified_with_keytool'] = True
                     if existed and p['backup']:
                         result['backup_file'] = module.backup_local(path)
@@ -293,15 +293,19 @@ def main():
     module.exit_json(**result)
 
 
-def verify(module, path, data, password, key_password, keystore):
-    """Have the host's keytool decrypt the new entries from a private copy before the real file is replaced."""
+def verify(module, path, data, password, key_password, keystore, new_aliases):
+    """Have the host's keytool decrypt the entries from a private copy before the real file is replaced.
+
+    With one password for store and keys (EKM's way) every entry is copied; keys under their own
+    key password can only be copied one by one, so then only the new ones are checked.
+    """
     keytool = _keystore.Keytool(module.params['keytool_path'], module.params['java_home'])
     workdir = tempfile.mkdtemp(prefix='tapecrypt-verify-')
     try:
         copy = os.path.join(workdir, 'candidate.jck')
         with open(copy, 'wb') as f:
             f.write(data)
-        aliases = [e.alias for e in keystore.entries if e.kind == 'secret']
+        aliases = [e.alias for e in keystore.entries if e.kind == 'secret'] if key_password == password else new_aliases
         try:
             keytool.verify(copy, password, key_password, aliases)
         except _keystore.KeystoreError as exc:
