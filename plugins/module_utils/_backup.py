@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import hashlib
 import hmac
 import json
@@ -72,7 +73,8 @@ def _fsync_dir(directory):
     try:
         os.fsync(fd)
     except OSError as exc:
-        if exc.errno != 22:  # EINVAL: a filesystem that cannot sync directories; the rename has happened anyway
+        # Some network and FUSE filesystems cannot sync a directory; the rename has happened anyway.
+        if exc.errno != errno.EINVAL:
             raise
     finally:
         os.close(fd)

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from ansible.module_utils.common import warnings
+from ansible.module_utils import basic
 
 from ansible_collections.tapecrypt.ekm.plugins.module_utils import _backup, _jceks
 from ansible_collections.tapecrypt.ekm.plugins.modules import backup as backup_module
@@ -155,10 +155,12 @@ def test_a_destination_that_is_not_writable(home, dest, monkeypatch):
     assert listing(dest) == []
 
 
-def test_a_damaged_newest_set_is_reported_and_replaced(home, dest):
+def test_a_damaged_newest_set_is_reported_and_replaced(home, dest, monkeypatch):
+    warned = []
+    monkeypatch.setattr(basic.AnsibleModule, 'warn', lambda self, text: warned.append(text))
     first = run_module(backup_module.main, args(home, dest))
     with open(os.path.join(first['set_path'], 'filedrive.table'), 'r+b') as f:
         f.write(b'\xff')
     res = run_module(backup_module.main, args(home, dest))
     assert res['created'] is True and res['set_path'] != first['set_path']
-    assert any(first['set_path'] in w and 'no longer matches its manifest' in w for w in warnings.get_warning_messages())
+    assert any(first['set_path'] in w and 'no longer matches its manifest' in w for w in warned)
