@@ -78,19 +78,28 @@ class ActionModule(ActionBase):
 
         handler = None
         try:
-            handler, primary_vars = self._primary_handler(primary, task_vars)
+            try:
+                handler, primary_vars = self._primary_handler(primary, task_vars)
+            except AnsibleError as exc:
+                result.update(failed=True, msg='Cannot set up the connection to the primary %s from its inventory variables: '
+                                               '%s. Nothing was changed.' % (primary, to_text(exc)))
+                return result
 
             def call_primary(phase):
                 # Every primary phase runs before anything is installed, so a failure there leaves the redundant as it was.
                 try:
                     return self._call(handler, dict(primary_args, _sync=phase), primary_vars, 'the primary %s' % primary)
                 except _sync.SyncError as exc:
-                    if 'Nothing was changed' in str(exc):
+                    if 'nothing was changed' in str(exc).lower():
                         raise
                     raise _sync.SyncError('%s Nothing was changed on this redundant server.' % exc) from None
 
             def call_redundant(phase):
-                return self._call(self, dict(redundant_args, _sync=phase), task_vars, 'this redundant server')
+                res = self._call(self, dict(redundant_args, _sync=phase), task_vars, 'this redundant server')
+                if res.get('ansible_facts'):
+                    # Interpreter discovery on the redundant; the primary's is not this host's to keep.
+                    result.setdefault('ansible_facts', {}).update(res['ansible_facts'])
+                return res
 
             run = _sync.Sync(call_primary, call_redundant, self._transfer, primary, force=args['force'],
                              check_mode=bool(self._task.check_mode), diff=bool(self._task.diff),
@@ -139,9 +148,10 @@ class ActionModule(ActionBase):
         Follows what the task executor does for a delegated host: play context from the host's
         variables, the connection plugin they name, become, then each plugin's options.
         """
-        host_vars = task_vars['hostvars'][primary]
-        raw_get = getattr(host_vars, 'raw_get', host_vars.__getitem__)
-        cvars = {key: raw_get(key) for key in host_vars}
+        hostvars = task_vars['hostvars']
+        # Untemplated, as the task executor hands them to the connection; templated below on use only,
+        # so an unrelated variable of the primary that cannot be templated here does no harm.
+        cvars = dict(hostvars.raw_get(primary)) if hasattr(hostvars, 'raw_get') else dict(hostvars[primary])
         for magic in ('hostvars', 'groups', 'omit', 'playbook_dir', 'ansible_playbook_python'):
             if magic in task_vars and magic not in cvars:
                 cvars[magic] = task_vars[magic]

@@ -268,7 +268,8 @@ def remove_strays(paths):
     """Remove staged and undo files that no journal refers to (a run killed before its journal existed)."""
     removed = []
     for path in paths:
-        directory, name = os.path.split(os.path.abspath(path))
+        # Staged files sit beside the real file, where install() puts them when the path is a symlink.
+        directory, name = os.path.split(os.path.realpath(path))
         prefix = '.%s%s' % (name, MARK)
         try:
             listing = os.listdir(directory)

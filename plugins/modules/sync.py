@@ -102,7 +102,7 @@ options:
     description:
       - Replace C(KeyGroups.xml) and the drive table on the redundant even when they were changed locally since the last
         sync (or differ before the first sync). A file replaced that way is always backed up, whatever O(backup) says.
-      - Never applies to keys: a keystore conflict always fails the task.
+      - Never applies to keys, since a keystore conflict always fails the task.
     type: bool
     default: false
   backup:
@@ -249,6 +249,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.tapecrypt.ekm.plugins.module_utils import _sync
 
+ATTRIBUTE_OPTIONS = ('owner', 'group', 'mode', 'seuser', 'serole', 'setype', 'selevel', 'attributes')
+
 
 def main():
     module = AnsibleModule(
@@ -275,8 +277,7 @@ def main():
         file_args = module.load_file_common_arguments(module.params, path=path)
         return module.set_fs_attributes_if_different(file_args, changed)
 
-    wants_attributes = any(module.params.get(k) is not None for k in ('owner', 'group', 'mode', 'seuser', 'serole',
-                                                                        'setype', 'selevel', 'attributes'))
+    wants_attributes = any(module.params.get(k) is not None for k in ATTRIBUTE_OPTIONS)
     try:
         result = _sync.run_phase(module.params, module.check_mode, attributes if wants_attributes else None)
     except _sync.SyncError as exc:

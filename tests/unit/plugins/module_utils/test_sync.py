@@ -18,7 +18,7 @@ import textwrap
 
 import pytest
 
-from ansible_collections.tapecrypt.ekm.plugins.module_utils import _jceks, _keystore, _sync
+from ansible_collections.tapecrypt.ekm.plugins.module_utils import _jceks, _sync
 
 PW = 'changeit-store'
 FAST = 1000  # PBE iterations in unit tests
@@ -701,3 +701,17 @@ def test_module_cannot_run_alone(pair):
     params = dict(pair.params('redundant'), _sync=None)
     with pytest.raises(_sync.SyncError, match='action plugin'):
         _sync.run_phase(params)
+
+
+def test_symlinked_keystore_keeps_its_link(synced, tmp_path):
+    real_dir = tmp_path / 'real'
+    real_dir.mkdir()
+    os.replace(synced.rk(), real_dir / 'EKMKeys.jck')
+    os.symlink(real_dir / 'EKMKeys.jck', synced.rk())
+    add_keys(synced.pk(), [6])
+    res = synced.sync()
+    assert res['changed'] is True and res['aliases_added'] == ['dca000000000000000006']
+    assert os.path.islink(synced.rk())
+    assert (real_dir / 'EKMKeys.jck').read_bytes() == (synced.p / 'EKMKeys.jck').read_bytes()
+    assert [n for n in os.listdir(real_dir) if _sync.MARK in n] == []
+    assert synced.sync()['changed'] is False
