@@ -64,6 +64,12 @@ class ActionModule(ActionBase):
                                            'inventory hostname.' % primary)
             return result
 
+        lonely = [n for n in ('keygroups', 'drivetable') if args['primary_%s_path' % n] and not args['%s_path' % n]]
+        if lonely:
+            result.update(failed=True, msg='primary_%s_path is set but %s_path is not: say where the file goes on this '
+                                           'redundant server.' % (lonely[0], lonely[0]))
+            return result
+
         # Options the user gave, passed through to each server's module run (with that server's paths).
         user_args = {k: v for k, v in self._task.args.items() if k in spec}
         redundant_args = dict(user_args)

@@ -23,7 +23,8 @@ from ansible_collections.tapecrypt.ekm.plugins.module_utils import _jceks
 
 PW = 'changeit-store'
 COLLECTIONS_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(collection.__path__[0]))))
-PLAYBOOK = os.path.join(os.path.dirname(os.path.abspath(sys.executable)), 'ansible-playbook')
+# The ansible-playbook of the interpreter running the tests, wherever its scripts are installed.
+PLAYBOOK = [sys.executable, '-m', 'ansible.cli.playbook']
 
 
 def make_keystore(path, numbers, existing=None):
@@ -82,7 +83,7 @@ class Lab:
             text.append(textwrap.indent(TASK % {'n': n, 'args': json.dumps(task_args), 'check': str(check).lower()}, '    '))
         book = self.tmp / 'play.yml'
         book.write_text('\n'.join(text))
-        cmd = [PLAYBOOK, '-i', str(self.tmp / 'inventory.json'), str(book), '-e', json.dumps({'out': str(self.out)})]
+        cmd = PLAYBOOK + ['-i', str(self.tmp / 'inventory.json'), str(book), '-e', json.dumps({'out': str(self.out)})]
         if diff:
             cmd.append('--diff')
         if verbosity:
@@ -135,15 +136,16 @@ def test_conflict_and_bad_arguments_fail_clearly(lab):
     make_keystore(str(lab.p / 'EKMKeys.jck'), range(1, 4))
     make_keystore(str(lab.r / 'EKMKeys.jck'), range(1, 4))  # its own keys under the same aliases
     before = (lab.r / 'EKMKeys.jck').read_bytes()
-    (conflict, unknown, itself, internal), log = lab.play(
+    (conflict, unknown, itself, internal, lonely), log = lab.play(
         ({}, False), ({'primary': 'no-such-host'}, False), ({'primary': 'redundant'}, False),
-        ({'_sync': {'phase': 'install'}}, False))
+        ({'_sync': {'phase': 'install'}}, False), ({'drivetable_path': None, 'primary_drivetable_path': '/x'}, False))
     assert conflict['failed'] is True, log
     assert 'different keys' in conflict['msg'] and 'DCA001-003' in conflict['msg']
     assert conflict['conflicts'][0]['aliases'] == ['DCA001-003']
     assert unknown['failed'] is True and 'not a host in the inventory' in unknown['msg']
     assert itself['failed'] is True and 'the host this task runs against' in itself['msg']
     assert internal['failed'] is True and '_sync' in internal['msg']
+    assert lonely['failed'] is True and 'drivetable_path is not' in lonely['msg']
     assert (lab.r / 'EKMKeys.jck').read_bytes() == before
     assert sorted(os.listdir(lab.r)) == ['EKMKeys.jck']
 
