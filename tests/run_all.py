@@ -57,12 +57,16 @@ def run(name, cmd, cwd=ROOT, extra_env=None):
 
 
 def pytest_counts(rc, output):
-    """Counts from pytest's closing line; a crash without a summary counts as one failure."""
-    summary = [ln for ln in output.splitlines() if re.search(r'\b(passed|failed|error|errors|no tests ran)\b', ln) and ' in ' in ln]
+    """Counts from pytest's closing lines, summed (ansible-test units runs one pytest session per plugin type).
+
+    A crash without a summary counts as one failure.
+    """
+    summary = re.compile(r'^=*\s*(\d+ (passed|failed|errors?|skipped|xfailed|xpassed|deselected|warnings?)(, )?)+.* in [\d.]+s')
     passed = failed = 0
-    if summary:
-        last = summary[-1]
-        for num, word in re.findall(r'(\d+) (passed|failed|errors?|xpassed)', last):
+    for line in output.splitlines():
+        if not summary.match(line):
+            continue
+        for num, word in re.findall(r'(\d+) (passed|failed|errors?|xpassed)', line):
             if word in ('passed', 'xpassed'):
                 passed += int(num)
             else:
