@@ -65,7 +65,7 @@ def _check_password(seed, errors):
     elif not isinstance(password, str):
         errors.append('ekm_seed.keystore_password must be a string, not a %s; quote it in YAML.' % type(password).__name__)
     elif len(password) < MIN_PASSWORD_LENGTH:
-        errors.append('ekm_seed.keystore_password has %d characters; keytool and EKM require at least %d.'
+        errors.append('ekm_seed.keystore_password has only %d character(s); keytool and EKM require at least %d.'
                       % (len(password), MIN_PASSWORD_LENGTH))
     elif not _PRINTABLE_ASCII_RE.fullmatch(password):
         errors.append('ekm_seed.keystore_password contains characters outside printable ASCII (space to "~"); '

@@ -90,7 +90,7 @@ def test_password_must_be_set(value):
 
 
 def test_password_too_short_is_refused_without_echo():
-    message = one_error(validate_seed(seed(keystore_password='abc12')), 'has 5 characters', 'at least 6')
+    message = one_error(validate_seed(seed(keystore_password='abc12')), 'has only 5 character(s)', 'at least 6')
     assert 'abc12' not in message
 
 
@@ -142,7 +142,7 @@ def test_malformed_range_names_its_index(spec, fragment):
 
 def test_each_malformed_range_is_reported():
     errors = validate_seed(seed(key_ranges=[{'prefix': 'D1', 'first': 1, 'count': 1}, {'prefix': 'DCA', 'first': 1}]))
-    assert [e.split(':')[0] for e in errors] == ['ekm_seed.key_ranges[0]', 'ekm_seed.key_ranges[1]']
+    assert [e.split(':', maxsplit=1)[0] for e in errors] == ['ekm_seed.key_ranges[0]', 'ekm_seed.key_ranges[1]']
 
 
 def test_overlapping_ranges_are_refused():
