@@ -1,18 +1,21 @@
 # Copyright (c) 2026 tapecrypt.ekm contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""``make demo``: the collection's procedures on this machine, without root, under ``demo/``.
+"""``make demo``: the collection's procedures on this machine, under ``demo/``, no root needed.
 
-Each step runs the collection's real playbooks with ``ansible-playbook`` against local "hosts"
-(``ansible_connection: local``, one ``ekm_home`` per host), prints what happened, and the run
-ends with ``demo/report.json`` (DESIGN.md section 7). Running it again changes nothing that
-need not change.
+Two "hosts" (``ansible_connection: local``, one ``ekm_home`` each, the stand-in EKM on two
+ports) are provisioned and operated with the collection's real playbooks; a small tape-drive
+client writes and reads cartridges through them. The run prints a summary and writes
+``demo/report.json`` (DESIGN.md section 7). Running it again changes nothing that need not change.
 """
 from __future__ import annotations
 
+import getpass
+import grp
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -21,6 +24,11 @@ DEMO = os.path.join(ROOT, 'demo')
 BIN = os.path.dirname(os.path.abspath(sys.executable))
 COLLECTIONS = os.path.join(ROOT, '.build')
 PASSWORD = 'demo-keystore-pass'
+PRIMARY, REDUNDANT = 'ekm-primary', 'ekm-redundant'
+PORTS = {PRIMARY: 38011, REDUNDANT: 38012}
+
+sys.path.insert(0, os.path.join(ROOT, 'tests', 'standin'))
+import tapeclient  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def ensure_collection_link():
@@ -28,47 +36,82 @@ def ensure_collection_link():
     if not os.path.exists(link):
         os.makedirs(os.path.dirname(link), exist_ok=True)
         os.symlink(ROOT, link)
+    if COLLECTIONS not in sys.path:
+        sys.path.insert(0, COLLECTIONS)
 
 
-def write_inventory():
-    hosts = {
-        'ekm-primary': {'ekm_home': os.path.join(DEMO, 'ekm-primary')},
+def build_standin():
+    out = subprocess.run(['bash', os.path.join(ROOT, 'tests', 'standin', 'build.sh'), os.path.join(DEMO, 'dist')],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=True).stdout
+    archive = out.strip().splitlines()[-1]
+    with open(archive + '.sha256', encoding='utf-8') as f:
+        return archive, f.read().split()[0]
+
+
+def home(host):
+    return os.path.join(DEMO, host)
+
+
+def write_inventory(archive, sha256, key_ranges):
+    user = getpass.getuser()
+    group = grp.getgrgid(os.getgid()).gr_name
+    common = {
+        'ansible_connection': 'local',
+        'ansible_python_interpreter': sys.executable,
+        'ekm_user': user,
+        'ekm_group': group,
+        'ekm_server_manage_user': False,
+        'ekm_server_manage_packages': False,
+        'ekm_service_manager': 'script',
+        'ekm_server_archive': archive,
+        'ekm_server_archive_sha256': sha256,
+        'ekm_server_main_class': 'tapecrypt.standin.EkmStandin',
+        'ekm_server_java_options': ['-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1', '-Xmx128m'],
+        'ekm_seed': {
+            'site': 'demo',
+            'keystore_password': PASSWORD,
+            'key_ranges': key_ranges,
+            'accept_unknown_drives': True,
+            'backup': {'dest': os.path.join(DEMO, 'backup'), 'keep': 5},
+        },
     }
-    inventory = {
-        'all': {
-            'vars': {
-                'ansible_connection': 'local',
-                'ansible_python_interpreter': sys.executable,
-                'demo_keystore_password': PASSWORD,
-                'demo_key_ranges': [{'prefix': 'DMA', 'first': 1, 'count': 256}],
-            },
-            'children': {
-                'ekm_primary': {'hosts': {'ekm-primary': hosts['ekm-primary']}},
-            },
+    hosts = {}
+    for host in (PRIMARY, REDUNDANT):
+        hosts[host] = {
+            'ekm_home': home(host),
+            'ekm_host_settings': {'TransportListener.tcp.port': PORTS[host], 'TransportListener.ssl.port': PORTS[host] + 100},
         }
-    }
-    os.makedirs(DEMO, exist_ok=True)
+    inventory = {'all': {'vars': common, 'children': {
+        'ekm': {'children': {
+            'ekm_primary': {'hosts': {PRIMARY: hosts[PRIMARY]}},
+            'ekm_redundant': {'hosts': {REDUNDANT: hosts[REDUNDANT]}},
+        }}}}}
     path = os.path.join(DEMO, 'inventory.yml')
     with open(path, 'w', encoding='utf-8') as f:
         json.dump(inventory, f, indent=2)  # JSON is YAML
-    return path, hosts
+    return path
 
 
-def playbook(inventory, name, *extra):
+def playbook(inventory, name, *extra, expect_fail=False):
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_NOCOLOR='1', ANSIBLE_RETRY_FILES_ENABLED='0',
-               ANSIBLE_LOCALHOST_WARNING='0', ANSIBLE_INVENTORY_UNPARSED_WARNING='0', ANSIBLE_STDOUT_CALLBACK='default',
-               ANSIBLE_DISPLAY_SKIPPED_HOSTS='0', PATH=BIN + os.pathsep + os.environ.get('PATH', ''))
-    cmd = [os.path.join(BIN, 'ansible-playbook'), '-i', inventory, name] + list(extra)
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+               ANSIBLE_LOCALHOST_WARNING='0', ANSIBLE_INVENTORY_UNPARSED_WARNING='0', ANSIBLE_DISPLAY_SKIPPED_HOSTS='0',
+               PATH=BIN + os.pathsep + os.environ.get('PATH', ''))
+    cmd = [os.path.join(BIN, 'ansible-playbook'), '-i', inventory, os.path.join(ROOT, name)] + list(extra)
+    proc = subprocess.run(cmd, cwd=DEMO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
     with open(os.path.join(DEMO, 'ansible.log'), 'a', encoding='utf-8') as log:
         log.write('$ %s\n%s\n' % (' '.join(cmd), proc.stdout))
     recap = {}
     for host, counts in re.findall(r'^(\S+)\s+:\s+(ok=.*)$', proc.stdout, re.M):
         recap[host] = {k: int(v) for k, v in re.findall(r'(\w+)=(\d+)', counts)}
-    if proc.returncode != 0:
-        print(proc.stdout[-4000:])
-        raise SystemExit('demo step %s failed (rc=%d); see demo/ansible.log' % (name, proc.returncode))
-    return recap
+    if (proc.returncode != 0) != expect_fail:
+        print(proc.stdout[-6000:])
+        raise SystemExit('demo step %s %s (rc=%d); see demo/ansible.log' % (
+            name, 'failed' if not expect_fail else 'did not fail as it should', proc.returncode))
+    return recap, proc.stdout
+
+
+def changed(recap):
+    return ', '.join('%s changed=%d' % (h, c['changed']) for h, c in sorted(recap.items()))
 
 
 def keytool_count(path):
@@ -78,32 +121,70 @@ def keytool_count(path):
     return int(re.search(r'Your keystore contains (\d+) entr', out).group(1))
 
 
-def inventory_of(path):
-    sys.path.insert(0, COLLECTIONS)
+def inventory_of(host):
     from ansible_collections.tapecrypt.ekm.plugins.module_utils import _keystore  # pylint: disable=import-outside-toplevel
+    path = os.path.join(home(host), 'keystore', 'EKMKeys.jck')
     ks, data = _keystore.read(path, PASSWORD)
-    return _keystore.inventory(ks, path, data)
+    if ks is None:
+        return path, None
+    return path, _keystore.inventory(ks, path, data)
+
+
+def ekmctl(host, action):
+    return subprocess.run([os.path.join(home(host), 'bin', 'ekmctl'), action], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, check=False)
+
+
+def write_cartridges(host, count, tag):
+    written = []
+    os.makedirs(os.path.join(DEMO, 'cartridges'), exist_ok=True)
+    for i in range(count):
+        path = os.path.join(DEMO, 'cartridges', '%s-%02d.cart' % (tag, i))
+        res = tapeclient.write_cartridge(('127.0.0.1', PORTS[host]), 'DRIVE%02d' % (i % 4), path,
+                                         payload=('demo cartridge %s %d\n' % (tag, i)).encode() * 100)
+        written.append(res)
+    return written
+
+
+def read_all(host):
+    paths = sorted(os.path.join(DEMO, 'cartridges', n) for n in os.listdir(os.path.join(DEMO, 'cartridges')))
+    ok = 0
+    for path in paths:
+        tapeclient.read_cartridge(('127.0.0.1', PORTS[host]), 'DRIVE00', path)
+        ok += 1
+    return ok, len(paths)
 
 
 def main():
     ensure_collection_link()
-    inventory, hosts = write_inventory()
+    os.makedirs(DEMO, exist_ok=True)
+    shutil.rmtree(os.path.join(DEMO, 'cartridges'), ignore_errors=True)
+    if os.path.exists(os.path.join(DEMO, 'ansible.log')):
+        os.remove(os.path.join(DEMO, 'ansible.log'))
+    archive, sha256 = build_standin()
+    first_range = [{'prefix': 'DMA', 'first': 1, 'count': 200}]
+    inventory = write_inventory(archive, sha256, first_range)
     report = {'servers': {}}
-    print('== tapecrypt.ekm demo: everything under %s' % DEMO)
+    print('== tapecrypt.ekm demo, everything under %s (log: demo/ansible.log)' % DEMO)
 
-    print('\n-- 1. keystore of the primary (tests/demo/keystore.yml)')
-    first = playbook(inventory, 'tests/demo/keystore.yml')
-    second = playbook(inventory, 'tests/demo/keystore.yml')
-    path = os.path.join(hosts['ekm-primary']['ekm_home'], 'keystore', 'EKMKeys.jck')
-    inv = inventory_of(path)
-    changes = (first['ekm-primary']['changed'], second['ekm-primary']['changed'])
-    print('   first run : changed=%d   second run: changed=%d' % changes)
-    counted = keytool_count(path)
-    print('   keytool -list counts %d entries; our inventory %d, ranges %s' % (counted, inv['count'], ', '.join(inv['ranges'])))
-    print('   digest %s' % inv['digest'])
-    if second['ekm-primary']['changed'] != 0:
-        raise SystemExit('the second run changed something: the collection is not idempotent')
-    report['servers']['ekm-primary'] = {'role': 'primary', 'keystore': path, 'keys': inv['count'], 'digest': inv['digest']}
+    print('\n-- 1. playbooks/site.yml: provision the primary EKM from the seed (200 keys, stand-in EKM)')
+    recap, _out = playbook(inventory, 'playbooks/site.yml', '--limit', PRIMARY)
+    print('   first run : %s' % changed(recap))
+    recap, _out = playbook(inventory, 'playbooks/site.yml', '--limit', PRIMARY)
+    print('   second run: %s' % changed(recap))
+    if recap[PRIMARY]['changed']:
+        raise SystemExit('the second site.yml run changed something: not idempotent')
+    path, inv = inventory_of(PRIMARY)
+    print('   keytool -list counts %d entries; ranges %s; digest %s' % (keytool_count(path), ', '.join(inv['ranges']),
+                                                                       inv['digest'][:16]))
+
+    print('\n-- 2. cartridges written through the primary EKM (tape client, AES-256-GCM)')
+    written = write_cartridges(PRIMARY, 6, 'a')
+    print('   wrote %d cartridges with keys %s' % (len(written), ', '.join(sorted({w['alias'] for w in written}))))
+    ok, total = read_all(PRIMARY)
+    print('   read back %d of %d through the primary' % (ok, total))
+    report['cartridges'] = {'written': total, 'read_back': ok, 'read_via': PRIMARY}
+    report['servers'][PRIMARY] = {'role': 'primary', 'keystore': path, 'keys': inv['count'], 'digest': inv['digest']}
 
     with open(os.path.join(DEMO, 'report.json'), 'w', encoding='utf-8') as f:
         json.dump(report, f, indent=2, sort_keys=True)
