@@ -165,6 +165,7 @@ STAGES = {
     'interop': _pytest_dir('interop', 'tests/interop'),
     'standin': _pytest_dir('standin', 'tests/standin'),
     'lab': _pytest_dir('lab', 'tests/lab'),
+    'playbooks': _pytest_dir('playbooks', 'tests/playbooks'),
     'sanity': st_sanity,
     'integration': st_integration,
     'lint': st_lint,
