@@ -175,8 +175,8 @@ def main():
     if recap[PRIMARY]['changed']:
         raise SystemExit('the second site.yml run changed something: not idempotent')
     path, inv = inventory_of(PRIMARY)
-    print('   keytool -list counts %d entries; ranges %s; digest %s' % (keytool_count(path), ', '.join(inv['ranges']),
-                                                                       inv['digest'][:16]))
+    counted = keytool_count(path)
+    print('   keytool -list counts %d entries; ranges %s; digest %s' % (counted, ', '.join(inv['ranges']), inv['digest'][:16]))
 
     print('\n-- 2. cartridges written through the primary EKM (tape client, AES-256-GCM)')
     written = write_cartridges(PRIMARY, 6, 'a')
