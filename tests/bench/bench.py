@@ -7,12 +7,15 @@
 2. ``keytool -genseckey``, one JVM per key, 20 keys (how keys are made without this collection).
 3. Their ratio per key.
 4. ``tapecrypt.ekm.keystore_info`` (no fingerprints) on a keystore of 10000 entries: in-process and through Ansible.
+5. On two SSH lab hosts (tests/lab, needs root) with 10000 keys: a no-change ``sync.yml`` and ``verify.yml``, and a
+   ``sync.yml`` after 100 keys were added on the primary (which files travelled).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -99,11 +102,71 @@ def bench_info(workdir, n):
     return inproc, secs, base
 
 
+def playbook_timed(inventory, name, *extra):
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=BUILD, ANSIBLE_NOCOLOR='1', ANSIBLE_RETRY_FILES_ENABLED='0',
+               ANSIBLE_PIPELINING='1', PATH=BIN + os.pathsep + os.environ.get('PATH', ''))
+    cmd = [os.path.join(BIN, 'ansible-playbook'), '-i', inventory, os.path.join(ROOT, 'playbooks', name)] + list(extra)
+    start = time.monotonic()
+    proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+    secs = time.monotonic() - start
+    if proc.returncode != 0:
+        raise SystemExit('%s failed:\n%s' % (name, proc.stdout[-4000:]))
+    changed = sum(int(n) for n in re.findall(r'\bchanged=(\d+)', proc.stdout.split('PLAY RECAP')[-1]))
+    return secs, changed, proc.stdout
+
+
+def bench_lab_sync(workdir, n):
+    """10000 keys on a primary and a redundant lab host; what a scheduled no-change run costs."""
+    sys.path.insert(0, os.path.join(ROOT, 'tests', 'standin'))
+    import standin_fixtures  # pylint: disable=import-outside-toplevel,import-error
+    archive = str(standin_fixtures.build_archive(os.path.join(workdir, 'dist')))
+    with open(archive + '.sha256', encoding='utf-8') as f:
+        sha = f.read().split()[0]
+    lab = os.path.join(workdir, 'lab')
+    env = dict(os.environ, MH_HOSTS='primary redundant', MH_SLOT='30')
+    subprocess.run([os.path.join(ROOT, 'tests', 'lab', 'mh-up.sh'), lab], env=env, check=True, stdout=subprocess.DEVNULL)
+    try:
+        inv_dir = os.path.join(workdir, 'inventory')
+        os.makedirs(os.path.join(inv_dir, 'group_vars'))
+        shutil.copy(os.path.join(lab, 'inventory.yml'), os.path.join(inv_dir, 'hosts.yml'))
+        group_vars = {
+            'ekm_seed': {'site': 'bench', 'keystore_password': PW, 'key_ranges': [{'prefix': 'BNC', 'first': 1, 'count': n}],
+                         # EKM opens every key of symmetricKeySet at start; the keystore holds all n keys either way.
+                         'symmetric_key_set': 'BNC001-010', 'accept_unknown_drives': True},
+            'ekm_server_archive': archive,
+            'ekm_server_archive_sha256': sha,
+            'ekm_server_main_class': 'tapecrypt.standin.EkmStandin',
+            'ekm_server_java_options': ['-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1', '-Xmx256m'],
+            'ekm_host_settings': {'standin.listen.address': '{{ ansible_host }}'},
+            'ekm_server_probe_address': '{{ ansible_host }}',
+            # Sealing cost is measured above; here only what a sync costs matters.
+            'ekm_primary_keystore_iteration_count': 1000,
+            'ekm_primary_verify_with_keytool': False,
+        }
+        with open(os.path.join(inv_dir, 'group_vars', 'all.yml'), 'w', encoding='utf-8') as f:
+            json.dump(group_vars, f)
+        setup, _c, _out = playbook_timed(inv_dir, 'site.yml')
+        print('lab: site.yml provisioning a primary and a redundant with %d keys: %.1f s' % (n, setup))
+        secs, changed, _out = playbook_timed(inv_dir, 'sync.yml')
+        print('lab: sync.yml, no change, %d keys: %.1f s, changed=%d' % (n, secs, changed))
+        secs, changed, _out = playbook_timed(inv_dir, 'verify.yml')
+        print('lab: verify.yml, no change, %d keys: %.1f s, changed=%d' % (n, secs, changed))
+        add, _c, _out = playbook_timed(inv_dir, 'add_keys.yml', '-e', json.dumps(
+            {'ekm_add_key_ranges': [{'prefix': 'BNC', 'first': n + 1, 'count': 100}]}), '--limit', 'ekm_primary')
+        secs, changed, out = playbook_timed(inv_dir, 'sync.yml', '-v')
+        moved = re.findall(r'Replaced from the primary: ([^"\n]*)', out)
+        print('lab: 100 keys added on the primary (add_keys.yml on the primary only: %.1f s); then sync.yml: %.1f s, '
+              'changed=%d, files that travelled: %s' % (add, secs, changed, moved[0] if moved else 'none'))
+    finally:
+        subprocess.run([os.path.join(ROOT, 'tests', 'lab', 'mh-down.sh'), lab], check=False, stdout=subprocess.DEVNULL)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--keys', type=int, default=1000, help='keys the module creates (default 1000)')
     ap.add_argument('--keytool-keys', type=int, default=20)
     ap.add_argument('--info-entries', type=int, default=10000)
+    ap.add_argument('--lab-keys', type=int, default=10000, help='keys for the lab sync figures; 0 skips them')
     args = ap.parse_args()
     ensure_collection_link()
     workdir = tempfile.mkdtemp(prefix='tapecrypt-bench-')
@@ -120,6 +183,8 @@ def main():
         inproc, via_ansible, base = bench_info(workdir, args.info_entries)
         print('keystore_info, %d entries, no fingerprints: %.3f s in-process; %.2f s through ansible '
               '(%.2f s for a 1-entry keystore, i.e. Ansible overhead)' % (args.info_entries, inproc, via_ansible, base))
+        if args.lab_keys:
+            bench_lab_sync(workdir, args.lab_keys)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
