@@ -183,7 +183,7 @@ backup_files:
   returned: success
   type: dict
   sample: {EKMKeys.jck: /opt/ekm/keystore/EKMKeys.jck.20260131T120500123456Z.bak}
-skipped:
+not_restored:
   description: Files in the set that were not restored because no target path was given for them.
   returned: success
   type: list
@@ -209,7 +209,7 @@ def plan_result(plan):
         aliases_lost=plan.aliases_lost,
         aliases_replaced=plan.aliases_replaced,
         aliases_gained=plan.aliases_gained,
-        skipped=plan.skipped,
+        not_restored=plan.skipped,
         not_in_set=plan.not_in_set,
         backup_files={},
     )

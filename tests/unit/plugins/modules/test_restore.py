@@ -194,7 +194,7 @@ def test_files_without_a_target_are_skipped_and_files_absent_in_the_set_are_left
     server.write('drivetable', b'a drive table EKM wrote after the backup')
     server.write('config', b'changed')
     res = restore(server, config_path=None)
-    assert res['skipped'] == ['KeyManagerConfig.properties']
+    assert res['not_restored'] == ['KeyManagerConfig.properties'] and 'skipped' not in res
     assert res['not_in_set'] == [server.paths['drivetable']]
     assert res['changed'] is False and res['set_path'] == set_path
     with open(server.paths['drivetable'], 'rb') as f:
