@@ -155,6 +155,40 @@ def read_all(host):
     return ok, len(paths)
 
 
+def newest_backup(host):
+    """The newest verified backup set of a host, from its MANIFEST.json (None when there is none)."""
+    base = os.path.join(DEMO, 'backup', 'demo', host)
+    if not os.path.isdir(base):
+        return None
+    for name in sorted(os.listdir(base), reverse=True):
+        manifest = os.path.join(base, name, 'MANIFEST.json')
+        if name.startswith('.') or not os.path.isfile(manifest):
+            continue
+        with open(manifest, encoding='utf-8') as f:
+            if json.load(f).get('verified'):
+                return os.path.join(base, name)
+    return None
+
+
+def count_sets(host):
+    base = os.path.join(DEMO, 'backup', 'demo', host)
+    return len([n for n in os.listdir(base) if not n.startswith('.')]) if os.path.isdir(base) else 0
+
+
+def show(out, marker):
+    """Print the lines of a debug message whose text starts with ``marker`` (e.g. verify.yml's table)."""
+    for block in re.findall(r'"msg": \[(.*?)\]\n', out, re.S):
+        lines = [json.loads(x) for x in re.findall(r'^\s*(".*?"),?$', block, re.M)]
+        if lines and marker in lines[0]:
+            for line in lines:
+                print('   ' + line)
+            return
+
+
+def step(title):
+    print('\n-- ' + title)
+
+
 def main():
     ensure_collection_link()
     os.makedirs(DEMO, exist_ok=True)
@@ -162,36 +196,87 @@ def main():
     if os.path.exists(os.path.join(DEMO, 'ansible.log')):
         os.remove(os.path.join(DEMO, 'ansible.log'))
     archive, sha256 = build_standin()
+    # The backup medium: in a real site a mounted volume that is not encrypted with these keys.
+    os.makedirs(os.path.join(DEMO, 'backup'), exist_ok=True)
     first_range = [{'prefix': 'DMA', 'first': 1, 'count': 200}]
-    inventory = write_inventory(archive, sha256, first_range)
+    both_ranges = first_range + [{'prefix': 'DMB', 'first': 1, 'count': 56}]
+    # A re-run starts from the seed as it ends up after step 3 (add_keys.yml), as an administrator's would.
+    rerun = inventory_of(PRIMARY)[1] is not None and inventory_of(PRIMARY)[1]['count'] > 200
+    inventory = write_inventory(archive, sha256, both_ranges if rerun else first_range)
     report = {'servers': {}}
     print('== tapecrypt.ekm demo, everything under %s (log: demo/ansible.log)' % DEMO)
 
-    print('\n-- 1. playbooks/site.yml: provision the primary EKM from the seed (200 keys, stand-in EKM)')
-    recap, _out = playbook(inventory, 'playbooks/site.yml', '--limit', PRIMARY)
+    step('1. playbooks/site.yml: a primary EKM from the seed, and a redundant one built from it (stand-in EKM)')
+    recap, _out = playbook(inventory, 'playbooks/site.yml')
     print('   first run : %s' % changed(recap))
-    recap, _out = playbook(inventory, 'playbooks/site.yml', '--limit', PRIMARY)
+    recap, _out = playbook(inventory, 'playbooks/site.yml')
     print('   second run: %s' % changed(recap))
-    if recap[PRIMARY]['changed']:
+    if any(c['changed'] for c in recap.values()):
         raise SystemExit('the second site.yml run changed something: not idempotent')
     path, inv = inventory_of(PRIMARY)
     counted = keytool_count(path)
-    print('   keytool -list counts %d entries; ranges %s; digest %s' % (counted, ', '.join(inv['ranges']), inv['digest'][:16]))
+    print('   primary keystore: keytool -list counts %d entries; ranges %s' % (counted, ', '.join(inv['ranges'])))
+    for host in (PRIMARY, REDUNDANT):
+        print('   %-14s digest %s' % (host, inventory_of(host)[1]['digest'][:16]))
 
-    print('\n-- 2. cartridges written through the primary EKM (tape client, AES-256-GCM)')
+    step('2. cartridges written through the primary EKM (tape client, AES-256-GCM, keys handed out round robin)')
     written = write_cartridges(PRIMARY, 6, 'a')
-    print('   wrote %d cartridges with keys %s' % (len(written), ', '.join(sorted({w['alias'] for w in written}))))
-    ok, total = read_all(PRIMARY)
-    print('   read back %d of %d through the primary' % (ok, total))
-    report['cartridges'] = {'written': total, 'read_back': ok, 'read_via': PRIMARY}
-    report['servers'][PRIMARY] = {'role': 'primary', 'keystore': path, 'keys': inv['count'], 'digest': inv['digest']}
+    print('   wrote %d cartridges with keys %s' % (len(written), ', '.join(compress_aliases(w['alias'] for w in written))))
 
+    step('3. playbooks/add_keys.yml: a new range DMB001-038 on the primary, copied to the redundant in the same run')
+    recap, _out = playbook(inventory, 'playbooks/add_keys.yml', '-e', json.dumps({'ekm_add_key_ranges': both_ranges[1:]}))
+    print('   %s' % changed(recap))
+    inventory = write_inventory(archive, sha256, both_ranges)  # and the seed now says so, for every later run
+    written += write_cartridges(PRIMARY, 4, 'b')
+    print('   wrote 4 more cartridges through the primary')
+
+    step('4. playbooks/sync.yml (the scheduled sync) and playbooks/verify.yml (the drift report)')
+    recap, _out = playbook(inventory, 'playbooks/sync.yml')
+    print('   sync.yml: %s' % changed(recap))
+    recap, out = playbook(inventory, 'playbooks/verify.yml')
+    show(out, 'server')
+    in_sync = inventory_of(PRIMARY)[1]['digest'] == inventory_of(REDUNDANT)[1]['digest']
+
+    step('5. playbooks/backup.yml: verified backup sets on non-encrypted media (demo/backup), run twice')
+    playbook(inventory, 'playbooks/backup.yml')
+    recap, _out = playbook(inventory, 'playbooks/backup.yml')
+    print('   second run: %s; sets: %s' % (changed(recap), ', '.join('%s %d' % (h, count_sets(h)) for h in (PRIMARY, REDUNDANT))))
+
+    step('6. the primary is lost: its EKM stops; every cartridge is read back through the redundant EKM')
+    print('   ' + ekmctl(PRIMARY, 'stop').stdout.strip().splitlines()[-1])
+    ok, total = read_all(REDUNDANT)
+    print('   read back %d of %d cartridges through %s' % (ok, total, REDUNDANT))
+    report['cartridges'] = {'written': total, 'read_back': ok, 'read_via': REDUNDANT}
+    if ok != total:
+        raise SystemExit('cartridges could not be read through the redundant EKM')
+
+    step('7. disaster on the primary: its keystore and key groups are gone; playbooks/restore.yml brings them back')
+    for name in ('keystore/EKMKeys.jck', 'KeyGroups.xml'):
+        os.remove(os.path.join(home(PRIMARY), name))
+    recap, _out = playbook(inventory, 'playbooks/restore.yml', '-e', 'restore_host=%s' % PRIMARY)
+    print('   restore.yml: %s' % changed(recap))
+    ok, total = read_all(PRIMARY)
+    print('   read back %d of %d cartridges through the restored primary' % (ok, total))
+    recap, _out = playbook(inventory, 'playbooks/verify.yml')
+    in_sync = in_sync and inventory_of(PRIMARY)[1]['digest'] == inventory_of(REDUNDANT)[1]['digest']
+    print('   verify.yml after the restore: the servers are %s' % ('in sync' if in_sync else 'NOT in sync'))
+
+    for host, role in ((PRIMARY, 'primary'), (REDUNDANT, 'redundant')):
+        path, inv = inventory_of(host)
+        report['servers'][host] = {'role': role, 'keystore': path, 'keys': inv['count'], 'digest': inv['digest'],
+                                   'newest_backup': newest_backup(host)}
+    report['in_sync'] = in_sync
     with open(os.path.join(DEMO, 'report.json'), 'w', encoding='utf-8') as f:
         json.dump(report, f, indent=2, sort_keys=True)
         f.write('\n')
     print('\n== report: %s' % os.path.join(DEMO, 'report.json'))
     print(json.dumps(report, indent=2, sort_keys=True))
     return 0
+
+
+def compress_aliases(aliases):
+    from ansible_collections.tapecrypt.ekm.plugins.module_utils._aliases import compress  # pylint: disable=import-outside-toplevel
+    return compress(aliases)
 
 
 if __name__ == '__main__':
