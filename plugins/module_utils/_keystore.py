@@ -94,9 +94,9 @@ def entry_info(entry, key_password=None, with_fingerprint=False):
     return info
 
 
-def inventory(keystore, path=None, data=None, fingerprints=False, key_password=None):
+def inventory(keystore, path=None, data=None, fingerprints=False, key_password=None, with_entries=True):
     """The ``keystore`` result of ``keystore_info``; shaped for ``json_query``."""
-    entries = [entry_info(e, key_password, fingerprints) for e in keystore.entries]
+    entries = [entry_info(e, key_password, fingerprints) for e in keystore.entries] if with_entries else []
     secret = [e.alias for e in keystore.entries if e.kind == 'secret']
     return {
         'path': path,

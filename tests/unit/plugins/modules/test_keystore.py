@@ -241,3 +241,11 @@ def test_keytool_backend_never_puts_passwords_on_the_command_line(ks_path, mocke
         assert '-storepass:env' in argv and env['TAPECRYPT_SP'] == PW
         assert env['LANG'] == 'C'
     assert load(ks_path).aliases() == ['dca000000000000000001', 'dca000000000000000002', 'dca000000000000000003']
+
+
+def test_info_summary_without_entries(ks_path):
+    run_module(keystore_module.main, args(ks_path))
+    full = run_module(info_module.main, dict(path=str(ks_path), password=PW))['keystore']
+    summary = run_module(info_module.main, dict(path=str(ks_path), password=PW, entries=False))['keystore']
+    assert summary['entries'] == [] and len(full['entries']) == 5
+    assert {k: v for k, v in summary.items() if k != 'entries'} == {k: v for k, v in full.items() if k != 'entries'}
