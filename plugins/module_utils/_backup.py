@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import errno
 import hashlib
 import hmac
 import json
@@ -66,18 +65,6 @@ def _drop_cache(fd):
             advise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         except OSError:
             pass
-
-
-def _fsync_dir(directory):
-    fd = os.open(directory, os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0))
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        # Some network and FUSE filesystems cannot sync a directory; the rename has happened anyway.
-        if exc.errno != errno.EINVAL:
-            raise
-    finally:
-        os.close(fd)
 
 
 def _write_new(path, data, mode=0o600):
@@ -418,7 +405,7 @@ def prune(host_dir, sets, keep, protect):
         try:
             # Renamed first, so a crash part-way through the removal never leaves a set that looks usable.
             os.rename(item.path, doomed)
-            _fsync_dir(host_dir)
+            _files.fsync_dir(host_dir)
         except OSError as exc:
             raise BackupError('Cannot remove the old backup set %s: %s.' % (item.path, _reason(exc)))
         _remove_tree(doomed)
@@ -440,7 +427,7 @@ def write_set(host_dir, files, keystore, password, site, host, when):
         for item in files:
             if item.present:
                 _write_new(os.path.join(staging, item.name), item.data)
-        _fsync_dir(staging)
+        _files.fsync_dir(staging)
         manifest = {
             'format': MANIFEST_FORMAT,
             'site': site,
@@ -465,13 +452,13 @@ def write_set(host_dir, files, keystore, password, site, host, when):
         manifest['hmac'] = manifest_mac(manifest, password)
         text = json.dumps(manifest, indent=2, sort_keys=True).encode('utf-8') + b'\n'
         _write_new(os.path.join(staging, MANIFEST_NAME), text)
-        _fsync_dir(staging)
+        _files.fsync_dir(staging)
         if read_manifest(staging, password) != manifest:
             raise BackupError('%s reads back differently from what was written' % MANIFEST_NAME)
         if os.path.lexists(final):
             raise BackupError('%s appeared while the set was being written' % final)
         os.rename(staging, final)
-        _fsync_dir(host_dir)
+        _files.fsync_dir(host_dir)
     except (BackupError, OSError) as exc:
         _remove_tree(staging)
         raise BackupError('Writing the backup set %s failed: %s. No set was made and no old set was removed.'
@@ -823,7 +810,7 @@ def apply_restore(plan, backup=True, mode=None):
                 os.replace(temp, f['real'])
                 installed.append(f)
             for directory in dirs:
-                _fsync_dir(directory)
+                _files.fsync_dir(directory)
         except OSError as exc:
             for _f, temp in staged:
                 with contextlib.suppress(OSError):

@@ -37,7 +37,8 @@ def _reason(exc):
     return exc.strerror or str(exc)
 
 
-def _fsync_dir(directory):
+def fsync_dir(directory):
+    """Make a rename in ``directory`` durable (where the filesystem can sync a directory at all)."""
     fd = os.open(directory, os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0))
     try:
         os.fsync(fd)
@@ -112,7 +113,7 @@ def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
         if not replaced:
             _remove_quietly(temp)
     try:
-        _fsync_dir(directory)
+        fsync_dir(directory)
     except OSError as exc:
         raise FileError('%s was written, but flushing its directory %s to disk failed: %s.'
                         % (path, directory, _reason(exc))) from exc
@@ -199,7 +200,7 @@ def backup_copy(path: str) -> str | None:
                 break
         else:
             raise FileError('Cannot back up %s: every backup name tried already exists.' % path)
-        _fsync_dir(directory)
+        fsync_dir(directory)
     except OSError as exc:
         if isinstance(exc, FileNotFoundError) and not os.path.exists(path):
             # Removed between the check and the copy: as if it had never been there.

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import datetime
-import errno
 import hmac
 import json
 import os
@@ -179,21 +178,10 @@ def _aside(path, txid, suffix):
     return os.path.join(directory, '.%s%s%s%s' % (name, MARK, txid, suffix))
 
 
-def _fsync_dir(directory):
-    fd = os.open(directory, os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0))
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        if exc.errno != errno.EINVAL:
-            raise
-    finally:
-        os.close(fd)
-
-
 def _replace(source, target):
     """The one rename that puts a file in place; tests break it to simulate a crash."""
     os.replace(source, target)
-    _fsync_dir(os.path.dirname(os.path.abspath(target)))
+    _files.fsync_dir(os.path.dirname(os.path.abspath(target)))
 
 
 def _remove(path):
@@ -424,7 +412,7 @@ def install(paths, state_path, sources, expect, current, primary_digest, passwor
                 if item['name'] == 'keystore':
                     _verify_staged_keystore(item['staged'], new_password, primary_digest, paths['keystore'], password)
             for directory in sorted(set(os.path.dirname(item['staged']) for item in items)):
-                _fsync_dir(directory)
+                _files.fsync_dir(directory)
             for item in items:
                 if item['old'] is None:
                     continue
