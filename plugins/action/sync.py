@@ -21,21 +21,8 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.tapecrypt.ekm.plugins.module_utils import _sync
 
 MODULE = 'tapecrypt.ekm.sync'
-OWN_OPTIONS = dict(
-    primary=dict(type='str', required=True),
-    keystore_path=dict(type='path', required=True),
-    keygroups_path=dict(type='path'),
-    drivetable_path=dict(type='path'),
-    primary_keystore_path=dict(type='path'),
-    primary_keygroups_path=dict(type='path'),
-    primary_drivetable_path=dict(type='path'),
-    password=dict(type='str', required=True, no_log=True),
-    primary_password=dict(type='str', no_log=True),
-    force=dict(type='bool', default=False),
-    backup=dict(type='bool', default=True),
-    sync_state_path=dict(type='path'),
-)
-ATTRIBUTE_OPTIONS = ('owner', 'group', 'mode', 'seuser', 'serole', 'setype', 'selevel', 'attributes')
+OWN_OPTIONS = _sync.ARGUMENT_SPEC
+ATTRIBUTE_OPTIONS = _sync.ATTRIBUTE_OPTIONS
 
 
 class ActionModule(ActionBase):

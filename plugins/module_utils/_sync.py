@@ -48,6 +48,24 @@ CONFLICT = 'conflict'                      # keystore only: the subset rule is b
 IN_SYNC_STATUSES = (SAME, NOT_ON_PRIMARY)
 TRAVELS = (MISSING, PRIMARY_CHANGED)
 
+# The options of tapecrypt.ekm.sync, shared by the module and its action plugin.
+ARGUMENT_SPEC = dict(
+    primary=dict(type='str', required=True),
+    keystore_path=dict(type='path', required=True),
+    keygroups_path=dict(type='path'),
+    drivetable_path=dict(type='path'),
+    primary_keystore_path=dict(type='path'),
+    primary_keygroups_path=dict(type='path'),
+    primary_drivetable_path=dict(type='path'),
+    password=dict(type='str', required=True, no_log=True),
+    primary_password=dict(type='str', no_log=True),
+    force=dict(type='bool', default=False),
+    backup=dict(type='bool', default=True),
+    sync_state_path=dict(type='path'),
+)
+# File options the action plugin passes through to the install on the redundant server.
+ATTRIBUTE_OPTIONS = ('owner', 'group', 'mode', 'seuser', 'serole', 'setype', 'selevel', 'attributes')
+
 
 class SyncError(Exception):
     """A domain error; the message is a complete sentence for ``fail_json``. ``result`` rides along."""

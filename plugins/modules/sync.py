@@ -249,26 +249,12 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.tapecrypt.ekm.plugins.module_utils import _sync
 
-ATTRIBUTE_OPTIONS = ('owner', 'group', 'mode', 'seuser', 'serole', 'setype', 'selevel', 'attributes')
+ATTRIBUTE_OPTIONS = _sync.ATTRIBUTE_OPTIONS
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            primary=dict(type='str', required=True),
-            keystore_path=dict(type='path', required=True),
-            keygroups_path=dict(type='path'),
-            drivetable_path=dict(type='path'),
-            primary_keystore_path=dict(type='path'),
-            primary_keygroups_path=dict(type='path'),
-            primary_drivetable_path=dict(type='path'),
-            password=dict(type='str', required=True, no_log=True),
-            primary_password=dict(type='str', no_log=True),
-            force=dict(type='bool', default=False),
-            backup=dict(type='bool', default=True),
-            sync_state_path=dict(type='path'),
-            _sync=dict(type='dict'),
-        ),
+        argument_spec=dict(_sync.ARGUMENT_SPEC, _sync=dict(type='dict')),
         add_file_common_args=True,
         supports_check_mode=True,
     )
