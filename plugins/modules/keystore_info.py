@@ -39,7 +39,7 @@ options:
   entries:
     description:
       - Return one item per entry in RV(keystore.entries). With V(false) the result holds only the summary (count,
-        ranges, digest, hashes), which keeps a check of a keystore of many thousands of keys quick: Ansible itself
+        ranges, digest, hashes), which keeps a check of a keystore of many thousands of keys quick; Ansible itself
         spends about a second on a result of 10000 entries.
     type: bool
     default: true

@@ -40,7 +40,9 @@ def archive(tmp_path_factory):
 
 def host_vars(tmp_path, archive, **overrides):
     ekm_home = str(tmp_path / 'ekm')
+    (tmp_path / 'backup').mkdir(exist_ok=True)  # the backup medium, outside the EKM's directories
     values = {
+        'ekm_backup_dest': str(tmp_path / 'backup'),
         'ansible_connection': 'local',
         'ansible_python_interpreter': sys.executable,
         'ekm_home': ekm_home,
@@ -88,6 +90,8 @@ def snapshot(directory):
 def test_a_good_run_then_a_second_changes_nothing(tmp_path, archive):
     rc, out = run_site(tmp_path, host_vars(tmp_path, archive))
     assert rc == 0, out[-3000:]
+    sets = list((tmp_path / 'backup' / 'bad' / 'ekm1').glob('*/MANIFEST.json'))
+    assert len(sets) == 1, 'the keys were created, so the primary role made one verified backup set'
     rc, out = run_site(tmp_path, host_vars(tmp_path, archive))
     assert rc == 0 and 'changed=0' in out, out[-3000:]
 
