@@ -147,7 +147,7 @@ import stat
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_text
 
-from ansible_collections.tapecrypt.ekm.plugins.module_utils._files import FileError, atomic_write
+from ansible_collections.tapecrypt.ekm.plugins.module_utils._files import FileError, atomic_write, read_bytes
 from ansible_collections.tapecrypt.ekm.plugins.module_utils._properties import PropertiesError, PropertiesFile, is_secret_key
 
 
@@ -196,12 +196,9 @@ def read_file(path):
     if os.path.isdir(path):
         raise _Failure('%s is a directory, not a properties file.' % path)
     try:
-        with open(path, 'rb') as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise _Failure('Cannot read %s: %s.' % (path, exc.strerror or exc)) from exc
+        return read_bytes(path)
+    except FileError as exc:
+        raise _Failure(str(exc)) from exc
 
 
 def plan(module, params):
