@@ -149,13 +149,14 @@ def new_entries(aliases, key_password, iteration_count, processes=None):
 
 
 def add_python(keystore, aliases, password, key_password, iteration_count, processes=None):
-    """New file bytes holding every old entry byte for byte plus the new keys, integrity-checked."""
+    """New file bytes holding every old entry byte for byte plus the new keys (``keystore`` is extended).
+
+    ``dump()`` parses its own output again before returning it, so a file Java could not read never
+    reaches the disk.
+    """
     for entry in new_entries(aliases, key_password, iteration_count, processes):
         keystore.add(entry)
-    data = _jceks.dump(keystore, password)
-    # Read our own output back with the password before anything touches the disk.
-    _jceks.load(data, password)
-    return data
+    return _jceks.dump(keystore, password)
 
 
 class Keytool:

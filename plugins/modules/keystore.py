@@ -251,24 +251,25 @@ def main():
                 module.fail_json(msg='%s lacks %d requested key(s) and generate is false, so none were created: %s. '
                                  'On a redundant server, copy the keystore from the primary (tapecrypt.ekm.sync).'
                                  % (path if existed else 'The keystore %s does not exist and' % path, len(missing),
-                                    _keystore.name_aliases(missing)), **result)
+                                    _keystore.name_aliases(missing)))
             result['created'] = _aliases.compress(missing)
             result['created_count'] = len(missing)
             if missing:
-                result['changed'] = True
                 foreign = [e.alias for e in keystore.entries if e.kind == 'secret' and not e.is_sunjce]
                 if foreign and p['backend'] == 'python':
                     module.fail_json(msg='%s holds keys sealed by another Java provider (for example the IBM JRE that EKM ships with): %s. '
                                      'Keys added by the python backend might not be readable by that JRE; use backend: keytool. '
-                                     'Nothing was changed.' % (path, _keystore.name_aliases(foreign)), **result)
+                                     'Nothing was changed.' % (path, _keystore.name_aliases(foreign)))
+                result['changed'] = True
                 if not module.check_mode:
                     if p['backend'] == 'keytool':
                         keytool = _keystore.Keytool(p['keytool_path'], p['java_home'])
                         new_data = _keystore.add_keytool(keytool, path, data, missing, password, key_password)
+                        keystore = _jceks.load(new_data, password)
                     else:
+                        # Extends ``keystore`` in place; dump() re-reads its own output before returning it.
                         new_data = _keystore.add_python(keystore, missing, password, key_password, p['iteration_count'],
                                                         p['processes'])
-                    keystore = _jceks.load(new_data, password)
                     if p['verify_with_keytool']:
                         verify(module, path, new_data, password, key_password, keystore, missing)
                         result['verified_with_keytool'] = True
@@ -282,7 +283,8 @@ def main():
             result['digest'] = _keystore.digest(keystore) if not (module.check_mode and missing) else None
             after_secret = secret + missing if module.check_mode else [e.alias for e in keystore.entries if e.kind == 'secret']
     except (_keystore.KeystoreError, _jceks.JceksError, _files.FileError) as exc:
-        module.fail_json(msg=str(exc), **result)
+        # Nothing was written: every write above is the last step and atomic.
+        module.fail_json(msg=str(exc))
 
     if module._diff and result['changed']:
         result['diff'] = dict(before_header=path if existed else '/dev/null', after_header=path,

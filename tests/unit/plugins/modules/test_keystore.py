@@ -137,6 +137,7 @@ def test_bad_input_fails_clearly_and_changes_nothing(ks_path, override, needle):
     before = sha(ks_path)
     res = run_module(keystore_module.main, args(ks_path, **override), expect_fail=True)
     assert needle.lower() in res['msg'].lower(), res['msg']
+    assert not res.get('changed'), 'a refused run must not report a change'
     assert sha(ks_path) == before
     assert sorted(os.listdir(ks_path.parent)) == ['EKMKeys.jck']
 
