@@ -166,6 +166,7 @@ STAGES = {
     'standin': _pytest_dir('standin', 'tests/standin'),
     'lab': _pytest_dir('lab', 'tests/lab'),
     'playbooks': _pytest_dir('playbooks', 'tests/playbooks'),
+    'examples': _pytest_dir('examples', 'tests/examples'),
     'sanity': st_sanity,
     'integration': st_integration,
     'lint': st_lint,
