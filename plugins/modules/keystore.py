@@ -54,8 +54,15 @@ options:
     description:
       - V(python) seals new keys natively in the SunJCE format, byte-compatible with OpenJDK's keytool, using every
         CPU core.
-      - V(keytool) runs the host's own keytool once per new key (about half a second each). Use it on EKM hosts
-        whose JRE (IBM's) cannot read SunJCE entries; O(verify_with_keytool) tells you whether that is the case.
+      - V(keytool) has the host's own keytool seal the new keys. Use it on EKM hosts whose JRE (IBM's) cannot read
+        SunJCE entries; O(verify_with_keytool) tells you whether that is the case.
+      - With V(keytool), the module writes the new random keys into PKCS#12 files in a private temporary directory,
+        protected by a one-time password, and C(keytool -importkeystore) seals each file into JCEKS in one JVM run,
+        one JVM per CPU core (see O(processes)) on its share of the keys. The sealed entries are then added byte for
+        byte to the keystore. The temporary directory is removed whatever happens.
+      - When that fails and a one-key probe shows that this keytool cannot import PKCS#12 secret keys at all, the
+        module falls back to one C(keytool -genseckey) run per key (about half a second each); RV(keytool) says which
+        way was used.
     type: str
     choices: [python, keytool]
     default: python
@@ -77,6 +84,7 @@ options:
   processes:
     description:
       - Worker processes that seal new keys in parallel. Default is the number of CPUs.
+      - With O(backend=keytool), the number of keytool JVMs run at once (at most 8, and one per 16 new keys).
     type: int
   verify_with_keytool:
     description:
@@ -159,6 +167,24 @@ backup_file:
   returned: when O(backup=true) and the keystore was replaced
   type: str
   sample: /opt/ekm/keystore/EKMKeys.jck.12345.2026-11-26@10:00:00~
+keytool:
+  description: How the host's keytool made the keys.
+  returned: when O(backend=keytool) and keys were created
+  type: dict
+  contains:
+    method:
+      description: V(importkeystore) (PKCS#12 batches, one JVM per part) or V(genseckey) (one JVM per key).
+      type: str
+      sample: importkeystore
+    runs:
+      description: Number of keytool JVMs started.
+      type: int
+      sample: 2
+    reason:
+      description: Why the module fell back to one JVM per key.
+      type: str
+      returned: when RV(keytool.method=genseckey)
+  sample: {method: importkeystore, runs: 2}
 verified_with_keytool:
   description: Whether the host's keytool decrypted every entry of the written keystore.
   returned: always
@@ -172,7 +198,7 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.tapecrypt.ekm.plugins.module_utils import _aliases, _files, _jceks, _keystore
+from ansible_collections.tapecrypt.ekm.plugins.module_utils import _aliases, _files, _jceks, _keystore, _keytool
 
 
 def requested_aliases(module):
@@ -264,8 +290,8 @@ def main():
                 if not module.check_mode:
                     if p['backend'] == 'keytool':
                         keytool = _keystore.Keytool(p['keytool_path'], p['java_home'])
-                        new_data = _keystore.add_keytool(keytool, path, data, missing, password, key_password)
-                        keystore = _jceks.load(new_data, password)
+                        new_data, keystore, result['keytool'] = _keytool.add_keys(
+                            keytool, path, keystore, data, missing, password, key_password, p['processes'])
                     else:
                         # Extends ``keystore`` in place; dump() re-reads its own output before returning it.
                         new_data = _keystore.add_python(keystore, missing, password, key_password, p['iteration_count'],

@@ -12,6 +12,7 @@ import pytest
 from ansible_collections.tapecrypt.ekm.plugins.module_utils import _jceks, _keystore
 from ansible_collections.tapecrypt.ekm.plugins.modules import keystore as keystore_module
 from ansible_collections.tapecrypt.ekm.plugins.modules import keystore_info as info_module
+from ansible_collections.tapecrypt.ekm.tests.unit.plugins.module_utils.keytool_standin import KeytoolStandin
 from ansible_collections.tapecrypt.ekm.tests.unit.plugins.modules.module_runner import run_module
 
 PW = 'changeit-store'
@@ -216,32 +217,34 @@ def test_info_missing_file_and_wrong_password(ks_path):
 
 
 def test_keytool_backend_never_puts_passwords_on_the_command_line(ks_path, mocker):
-    calls = []
-
-    def fake_run(argv, env):
-        calls.append((argv, env))
-        # Act like keytool: add the key to the store named on the command line.
-        path = argv[argv.index('-keystore') + 1]
-        ks = _jceks.load(open(path, 'rb').read(), env['TAPECRYPT_SP']) if os.path.exists(path) else _jceks.new_keystore()
-        ks.add(_jceks.seal_secret_key(argv[argv.index('-alias') + 1], os.urandom(32), env['TAPECRYPT_KP'], FAST))
-        with open(path, 'wb') as f:
-            f.write(_jceks.dump(ks, env['TAPECRYPT_SP']))
-        return 0, 'Generated 256-bit AES secret key'
-
+    standin = KeytoolStandin()
     real_init = _keystore.Keytool.__init__
 
     def init(self, keytool_path=None, java_home=None, run=None):
-        real_init(self, '/bin/true', None, run=fake_run)
+        real_init(self, '/bin/true', None, run=standin)
 
     mocker.patch.object(_keystore.Keytool, '__init__', init)
     res = run_module(keystore_module.main, args(ks_path, backend='keytool', ranges=['DCA001-003']))
     assert res['changed'] is True and res['created'] == ['DCA001-003']
-    assert len(calls) == 3
-    for argv, env in calls:
+    assert res['keytool'] == {'method': 'importkeystore', 'runs': 1}
+    assert len(standin.calls) == 1
+    for argv, env in standin.calls:
         assert PW not in ' '.join(argv)
-        assert '-storepass:env' in argv and env['TAPECRYPT_SP'] == PW
+        assert '-deststorepass:env' in argv and env['TAPECRYPT_SP'] == PW
         assert env['LANG'] == 'C'
     assert load(ks_path).aliases() == ['dca000000000000000001', 'dca000000000000000002', 'dca000000000000000003']
+    again = run_module(keystore_module.main, args(ks_path, backend='keytool', ranges=['DCA001-003']))
+    assert again['changed'] is False and 'keytool' not in again and len(standin.calls) == 1
+
+
+def test_keytool_backend_falls_back_to_one_jvm_per_key(ks_path, mocker):
+    standin = KeytoolStandin(pkcs12=False)
+    real_init = _keystore.Keytool.__init__
+    mocker.patch.object(_keystore.Keytool, '__init__',
+                        lambda self, keytool_path=None, java_home=None, run=None: real_init(self, '/bin/true', None, run=standin))
+    res = run_module(keystore_module.main, args(ks_path, backend='keytool', ranges=['DCA001-003']))
+    assert res['keytool']['method'] == 'genseckey' and res['keytool']['runs'] == 5
+    assert res['total'] == 3 and load(ks_path).aliases()[-1] == 'dca000000000000000003'
 
 
 def test_info_summary_without_entries(ks_path):
