@@ -9,6 +9,10 @@
 4. ``tapecrypt.ekm.keystore_info`` (no fingerprints) on a keystore of 10000 entries: in-process and through Ansible.
 5. On two SSH lab hosts (tests/lab, needs root) with 10000 keys: a no-change ``sync.yml`` and ``verify.yml``, and a
    ``sync.yml`` after 100 keys were added on the primary (which files travelled).
+6. ``backend: keytool`` creating 1000 keys: the batched path (PKCS#12 files, one ``keytool -importkeystore`` JVM per
+   core) through Ansible, against the one-JVM-per-key fallback measured on fewer keys and extrapolated per key.
+
+``--sections`` runs only some of them (module, keytool, info, lab, keytool-backend).
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BUILD = os.path.join(ROOT, '.build')
 BIN = os.path.dirname(os.path.abspath(sys.executable))
 PW = 'bench-keystore-pass'
+SECTIONS = ('module', 'keytool', 'info', 'lab', 'keytool-backend')
 
 
 def ensure_collection_link():
@@ -73,6 +78,26 @@ def bench_keytool(workdir, n):
                         '-storetype', 'JCEKS', '-keystore', path, '-storepass:env', 'KSP', '-keypass:env', 'KSP'],
                        env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.monotonic() - start
+
+
+def bench_keytool_backend(workdir, n, per_key_n):
+    """The keytool backend: batched through Ansible on n keys, one JVM per key (its fallback) on per_key_n keys."""
+    from ansible_collections.tapecrypt.ekm.plugins.module_utils import _keystore  # pylint: disable=import-outside-toplevel
+    path = os.path.join(workdir, 'keytool-backend.jck')
+    secs, res = ansible_module('tapecrypt.ekm.keystore', {'path': path, 'password': PW, 'backend': 'keytool',
+                                                          'ranges': [{'prefix': 'BKB', 'first': 1, 'count': n}]})
+    assert res['created_count'] == n and res['keytool']['method'] == 'importkeystore', res
+    keytool = _keystore.Keytool()
+    aliases = ['bkc%018x' % i for i in range(1, per_key_n + 1)]
+    start = time.monotonic()
+    # The fallback's own code: one keytool -genseckey JVM per key on a private copy of the keystore.
+    _keystore.add_keytool(keytool, os.path.join(workdir, 'per-key.jck'), None, aliases, PW, PW)
+    per_key = (time.monotonic() - start) / per_key_n
+    print('keytool backend, batched, %d keys through Ansible: %.1f s total, %.4f s/key (%d keytool JVMs at once)'
+          % (n, secs, secs / n, res['keytool']['runs']))
+    print('keytool backend, one JVM per key (the fallback), measured on %d keys: %.4f s/key; extrapolated to %d keys: '
+          '%.0f s' % (per_key_n, per_key, n, per_key * n))
+    print('ratio one-JVM-per-key/batched for %d keys: %.1fx (goal: at least 10x)' % (n, per_key * n / secs))
 
 
 def make_big_keystore(path, n):
@@ -174,25 +199,38 @@ def main():
     ap.add_argument('--keytool-keys', type=int, default=20)
     ap.add_argument('--info-entries', type=int, default=10000)
     ap.add_argument('--lab-keys', type=int, default=10000, help='keys for the lab sync figures; 0 skips them')
+    ap.add_argument('--keytool-backend-keys', type=int, default=1000, help='keys for the batched keytool backend')
+    ap.add_argument('--per-key-keys', type=int, default=20, help='keys for the one-JVM-per-key figure it is compared with')
+    ap.add_argument('--sections', default=','.join(SECTIONS), help='comma-separated subset of: %s' % ', '.join(SECTIONS))
     args = ap.parse_args()
+    sections = set(args.sections.split(','))
+    if not sections <= set(SECTIONS):
+        ap.error('unknown section(s): %s' % ', '.join(sorted(sections - set(SECTIONS))))
     ensure_collection_link()
     workdir = tempfile.mkdtemp(prefix='tapecrypt-bench-')
     try:
         print('tapecrypt.ekm bench on %d CPU(s), %s' % (os.cpu_count(), time.strftime('%Y-%m-%d %H:%M:%S')))
-        mod_secs, again_secs, again_changed = bench_module(workdir, args.keys)
-        mod_per = mod_secs / args.keys
-        print('keystore module, %d keys at 200000 iterations: %.1f s total, %.4f s/key' % (args.keys, mod_secs, mod_per))
-        print('keystore module, same task again (no change, changed=%s): %.2f s' % (again_changed, again_secs))
-        kt_secs = bench_keytool(workdir, args.keytool_keys)
-        kt_per = kt_secs / args.keytool_keys
-        print('keytool -genseckey, one JVM per key, %d keys: %.1f s total, %.4f s/key' % (args.keytool_keys, kt_secs, kt_per))
-        print('ratio keytool/module per key: %.1fx' % (kt_per / mod_per))
-        inproc, via_ansible, summary, base = bench_info(workdir, args.info_entries)
-        print('keystore_info, %d entries, no fingerprints: %.3f s in-process (read, integrity check, inventory); through '
-              'ansible: %.2f s with every entry listed, %.2f s with entries=false; %.2f s for a 1-entry keystore '
-              '(Ansible start-up)' % (args.info_entries, inproc, via_ansible, summary, base))
-        if args.lab_keys:
+        mod_per = None
+        if 'module' in sections:
+            mod_secs, again_secs, again_changed = bench_module(workdir, args.keys)
+            mod_per = mod_secs / args.keys
+            print('keystore module, %d keys at 200000 iterations: %.1f s total, %.4f s/key' % (args.keys, mod_secs, mod_per))
+            print('keystore module, same task again (no change, changed=%s): %.2f s' % (again_changed, again_secs))
+        if 'keytool' in sections:
+            kt_secs = bench_keytool(workdir, args.keytool_keys)
+            kt_per = kt_secs / args.keytool_keys
+            print('keytool -genseckey, one JVM per key, %d keys: %.1f s total, %.4f s/key' % (args.keytool_keys, kt_secs, kt_per))
+            if mod_per:
+                print('ratio keytool/module per key: %.1fx' % (kt_per / mod_per))
+        if 'info' in sections:
+            inproc, via_ansible, summary, base = bench_info(workdir, args.info_entries)
+            print('keystore_info, %d entries, no fingerprints: %.3f s in-process (read, integrity check, inventory); through '
+                  'ansible: %.2f s with every entry listed, %.2f s with entries=false; %.2f s for a 1-entry keystore '
+                  '(Ansible start-up)' % (args.info_entries, inproc, via_ansible, summary, base))
+        if 'lab' in sections and args.lab_keys:
             bench_lab_sync(workdir, args.lab_keys)
+        if 'keytool-backend' in sections and args.keytool_backend_keys:
+            bench_keytool_backend(workdir, args.keytool_backend_keys, args.per_key_keys)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
