@@ -32,7 +32,7 @@ def test_round_trip_keeps_aliases_order_and_keys():
 
 def test_layout_is_what_java_reads_as_secret_key_entries():
     data = _pkcs12.secret_key_store([('k1', bytes(32))], 'pw', iterations=5, created=1234)
-    der = lambda oid: _pkcs12._oid(oid)  # pylint: disable=protected-access,unnecessary-lambda-assignment
+    der = _pkcs12._oid  # pylint: disable=protected-access
     # A secret bag wrapping a PKCS#8 shrouded key, 3-key 3DES PBE, friendly name and the date Java restores.
     for oid in (_pkcs12.OID_SECRET_BAG, _pkcs12.OID_SHROUDED_KEY_BAG, _pkcs12.OID_PBE_SHA1_3DES,
                 _pkcs12.OID_FRIENDLY_NAME, _pkcs12.OID_LOCAL_KEY_ID, _pkcs12.OID_SHA1):
