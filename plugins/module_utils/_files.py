@@ -2,25 +2,49 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""File handling for files that must never be left half-written: keystores, EKM configuration, backups.
+"""The one way tapecrypt.ekm puts a file in place: keystores, EKM configuration, sync state, backups.
 
-Every write goes to a temporary file in the target's own directory and is renamed over the
-target only once it is complete and on disk, so a crash or a full disk leaves either the old
-file or the new one, never a mixture.
+* ``atomic_write`` replaces one file: every byte goes to a temporary file in the target's own
+  directory, which gets its owner, group and mode and is flushed to disk before it is renamed
+  over the target. A crash or a full disk leaves the old file or the new one, never a mixture.
+* ``FileSet`` installs several files all or nothing: every file is staged complete, then a
+  journal is written, then the files are renamed into place. A run killed at any moment is
+  completed (or undone) from the journal by ``recover`` on the next run.
+* ``backup_copy`` keeps the file about to be replaced as ``<file>.<UTC time>.bak``, 0600.
+* ``FileAttributes`` is the one owner, group and mode policy (see there).
+
+Every temporary name this module makes starts with ``MARK``, a prefix EKM never uses, so
+``remove_temporaries`` and ``remove_strays`` remove only the project's own leftovers and never a
+file that EKM itself is writing (it writes ``.KeyGroups.xml.<random>.tmp`` files of its own).
+Writers hold the directory's ``DirLock`` while their temporary files exist, so a marked file
+found under the lock belongs to a run that died.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import errno
 import fcntl
+import grp
 import hashlib
+import json
 import os
-import shutil
-import tempfile
+import pwd
+import stat
 import time
+import uuid
 
 _CHUNK = 1024 * 1024
+
+MARK = '.tapecrypt-'
+TEMP_SUFFIX = '.tmp'
+STAGED_SUFFIX = '.staged'
+UNDO_SUFFIX = '.undo'
+ROLLED_BACK_SUFFIX = '.rolled-back'
+BACKUP_SUFFIX = '.bak'
+JOURNAL_VERSION = 1
+DEFAULT_MODE = 0o600
 
 # Errors from os.link that mean "this filesystem has no hard links", not "something is wrong".
 _NO_LINK_ERRNOS = frozenset(
@@ -33,8 +57,20 @@ class FileError(Exception):
     """A file operation failed; the message names the path and the reason."""
 
 
+class InstallError(FileError):
+    """A set install failed after its journal was written.
+
+    ``rolled_back`` says whether the files already renamed were put back (and the journal
+    removed); when False the journal is kept and the next run completes or undoes the install.
+    """
+
+    def __init__(self, message, rolled_back):
+        super().__init__(message)
+        self.rolled_back = rolled_back
+
+
 def _reason(exc):
-    return exc.strerror or str(exc)
+    return getattr(exc, 'strerror', None) or str(exc)
 
 
 def fsync_dir(directory):
@@ -58,65 +94,262 @@ def _remove_quietly(path):
         pass
 
 
-def _keep_owner(fd, target):
-    # EKM runs as its own user: a keystore replaced by root must still belong to that user, or the
-    # server can no longer read its 0600 keys. Without the privilege to do so, keep what we can.
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _new_id():
+    return uuid.uuid4().hex[:12]
+
+
+def temp_path(target, kind=TEMP_SUFFIX, tag=None):
+    """A fresh marked name beside ``target`` (already resolved): ``.tapecrypt-[<tag>-]<id>.<name><kind>``."""
+    directory, name = os.path.split(target)
+    label = '%s-%s' % (tag, _new_id()) if tag else _new_id()
+    return os.path.join(directory, '%s%s.%s%s' % (MARK, label, name, kind))
+
+
+def create_file(path, data, mode=DEFAULT_MODE, after_write=None):
+    """Create ``path`` (it must not exist; a symlink there is refused) with ``data``, flushed to the device.
+
+    ``after_write(fd)`` runs after the bytes are written and before the flush: the place to set
+    the owner and mode of a file that is renamed into place later.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError('create_file() needs bytes, not %s' % type(data).__name__)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_NOFOLLOW', 0), mode)
     try:
-        target_stat = os.stat(target)
-    except FileNotFoundError:
-        return
-    temp_stat = os.fstat(fd)
-    if (temp_stat.st_uid, temp_stat.st_gid) == (target_stat.st_uid, target_stat.st_gid):
-        return
+        _write_all(fd, data)
+        if after_write is not None:
+            after_write(fd)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------------------------------------
+# The owner, group and mode policy
+
+
+def _user_id(owner):
+    if isinstance(owner, int) or str(owner).isdigit():
+        return int(owner)
     try:
-        os.fchown(fd, target_stat.st_uid, target_stat.st_gid)
+        return pwd.getpwnam(owner).pw_uid
+    except KeyError:
+        raise FileError('There is no user %r on this host to own the file; create it first (the tapecrypt.ekm.server '
+                        'role does) or give another owner. Nothing was changed.' % owner) from None
+
+
+def _group_id(group):
+    if isinstance(group, int) or str(group).isdigit():
+        return int(group)
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise FileError('There is no group %r on this host for the file; create it first (the tapecrypt.ekm.server '
+                        'role does) or give another group. Nothing was changed.' % group) from None
+
+
+def parse_mode(mode):
+    """A numeric mode from an int or an octal string; None for None and for symbolic modes (``u=rw,g=r``)."""
+    if mode is None or isinstance(mode, int):
+        return mode
+    text = str(mode).strip()
+    if text and all(c in '01234567' for c in text):
+        return int(text, 8)
+    return None
+
+
+class FileAttributes:
+    """Owner, group and mode of a file being put in place, applied to the temporary file before its rename.
+
+    The policy, the same for every file tapecrypt.ekm writes: a value that is given wins (and
+    failing to apply it is an error, before anything is replaced); otherwise the replaced file's
+    owner, group and mode are kept (the owner where the privileges allow: EKM runs as its own
+    user and must still read its 0600 keystore); a new file gets ``default_mode`` (0600) and the
+    writer's own user. Symbolic modes are not handled here (``mode`` is None for them); the
+    Ansible module applies them after the rename, starting from the private default.
+    """
+
+    def __init__(self, owner=None, group=None, mode=None, default_mode=DEFAULT_MODE):
+        self.owner = owner
+        self.group = group
+        self.mode = parse_mode(mode)
+        self.default_mode = default_mode
+
+    @classmethod
+    def from_params(cls, params):
+        """From an Ansible module's file options (``owner``, ``group``, ``mode``)."""
+        return cls(params.get('owner'), params.get('group'), params.get('mode'))
+
+    def apply(self, fd, path, replaced):
+        """Give the open file ``fd`` (about to become ``path``) its owner, group and mode.
+
+        ``replaced`` is the ``os.stat`` of the file it replaces, or None.
+        """
+        uid = _user_id(self.owner) if self.owner is not None else (replaced.st_uid if replaced else -1)
+        gid = _group_id(self.group) if self.group is not None else (replaced.st_gid if replaced else -1)
+        current = os.fstat(fd)
+        if (uid in (-1, current.st_uid)) and (gid in (-1, current.st_gid)):
+            pass
+        elif self.owner is not None or self.group is not None:
+            try:
+                os.fchown(fd, uid, gid)
+            except OSError as exc:
+                raise FileError('Cannot give %s the owner %s and group %s: %s. Nothing was changed.'
+                                % (path, self.owner or uid, self.group or gid, _reason(exc))) from exc
+        else:
+            _keep_owner(fd, uid, gid)
+        # After the chown, which clears set-id bits.
+        mode = self.mode
+        if mode is None:
+            mode = stat.S_IMODE(replaced.st_mode) if replaced is not None else self.default_mode
+        os.fchmod(fd, mode)
+
+
+def _keep_owner(fd, uid, gid):
+    try:
+        os.fchown(fd, uid, gid)
     except PermissionError:
+        # Without the privilege to give the file away, keep the group at least, where we belong to it.
         try:
-            os.fchown(fd, -1, target_stat.st_gid)
+            os.fchown(fd, -1, gid)
         except PermissionError:
             pass
 
 
-def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
-    """Replace ``path`` with ``data`` atomically and durably, with permissions ``mode``.
+def _stat_or_none(path):
+    try:
+        return os.stat(path)
+    except FileNotFoundError:
+        return None
 
-    A symlink at ``path`` is followed: its target is replaced and the link stays. An existing
-    file's owner and group are kept where the privileges allow. On any error the original file
-    is untouched and no temporary file is left behind.
+
+# ---------------------------------------------------------------------------------------------
+# One file
+
+
+def atomic_write(path, data, owner=None, group=None, mode=None, attributes=None):
+    """Replace ``path`` with ``data`` atomically and durably.
+
+    Owner, group and mode follow ``FileAttributes`` (``attributes``, or one made from ``owner``,
+    ``group`` and ``mode``) and are set on the temporary file before the rename. A symlink at
+    ``path`` is followed: its target is replaced and the link stays. The caller holds the
+    directory's ``DirLock``. On any error the original file is untouched and no temporary file
+    is left behind.
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError('atomic_write() needs bytes, not %s' % type(data).__name__)
+    attributes = attributes or FileAttributes(owner, group, mode)
     target = os.path.realpath(path)
-    directory, name = os.path.split(target)
+    directory = os.path.dirname(target)
+    temp = temp_path(target)
+    replaced = _stat_or_none(target)
     try:
-        # mkstemp creates the file 0600, so key material is never readable by others, even briefly.
-        fd, temp = tempfile.mkstemp(prefix='.%s.' % name, suffix='.tmp', dir=directory)
-    except OSError as exc:
+        create_file(temp, data, after_write=lambda fd: attributes.apply(fd, path, replaced))
+    except FileNotFoundError as exc:
         raise FileError('Cannot write %s: cannot create a temporary file in %s: %s.' % (path, directory, _reason(exc))) from exc
-    replaced = False
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            _keep_owner(fd, target)
-            os.fchmod(fd, mode)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temp, target)
-        replaced = True
     except OSError as exc:
+        _remove_quietly(temp)
         raise FileError('Cannot write %s: %s; the file was left unchanged.' % (path, _reason(exc))) from exc
-    finally:
-        if not replaced:
-            _remove_quietly(temp)
+    except BaseException:
+        _remove_quietly(temp)
+        raise
+    try:
+        os.replace(temp, target)
+    except OSError as exc:
+        _remove_quietly(temp)
+        raise FileError('Cannot write %s: %s; the file was left unchanged.' % (path, _reason(exc))) from exc
     try:
         fsync_dir(directory)
     except OSError as exc:
         raise FileError('%s was written, but flushing its directory %s to disk failed: %s.'
                         % (path, directory, _reason(exc))) from exc
+
+
+def _backup_name(path):
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')
+    return '%s.%s%s' % (path, stamp, BACKUP_SUFFIX)
+
+
+def _install_new(temp, dest):
+    """Give ``temp`` the name ``dest`` unless ``dest`` exists; False when it does."""
+    try:
+        os.link(temp, dest)
+        return True
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno not in _NO_LINK_ERRNOS:
+            raise
+    # Without hard links: claim the name exclusively first, then rename the finished copy onto it.
+    try:
+        os.close(os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        return False
+    os.replace(temp, dest)
+    return True
+
+
+def backup_copy(path: str) -> str | None:
+    """Copy ``path`` to ``<file>.<UTC timestamp>.bak`` beside the real file; None when it does not exist.
+
+    The one backup copy of the project, for every file replaced: mode 0600 from the start (a
+    keystore's or a configuration's secrets are never readable by others, not even for a
+    moment), owned by the writer, the original's modification time kept; complete and on disk
+    before it gets its name, and an existing file of that name is never replaced. The caller
+    holds the directory's ``DirLock``.
+    """
+    real = os.path.realpath(path)
+    try:
+        source_stat = os.stat(real)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise FileError('Cannot back up %s: %s.' % (path, _reason(exc))) from exc
+    data = read_bytes(real)
+    if data is None:
+        # Removed between the check and the copy: as if it had never been there.
+        return None
+    temp = temp_path(real)
+    try:
+        create_file(temp, data, mode=0o600,
+                    after_write=lambda fd: os.utime(fd, ns=(source_stat.st_atime_ns, source_stat.st_mtime_ns)))
+        for _attempt in range(1000):
+            dest = _backup_name(real)
+            if _install_new(temp, dest):
+                break
+        else:
+            raise FileError('Cannot back up %s: every backup name tried already exists.' % path)
+        fsync_dir(os.path.dirname(real))
+    except OSError as exc:
+        raise FileError('Cannot back up %s: %s.' % (path, _reason(exc))) from exc
+    finally:
+        _remove_quietly(temp)
+    return dest
+
+
+def remove_temporaries(directory):
+    """Remove the project's temporary files (``.tapecrypt-*.tmp``) that a killed run left in ``directory``.
+
+    Call it under the directory's ``DirLock``. Files without the marker (EKM's own temporary
+    files) and anything that is not a regular file are never touched. Returns the removed paths.
+    """
+    removed = []
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return removed
+    for name in sorted(names):
+        if name.startswith(MARK) and name.endswith(TEMP_SUFFIX):
+            path = os.path.join(directory, name)
+            if stat.S_ISREG(os.lstat(path).st_mode):
+                os.unlink(path)
+                removed.append(path)
+    return removed
 
 
 def read_bytes(path: str) -> bytes | None:
@@ -148,74 +381,256 @@ def sha256_file(path: str) -> str | None:
     return digest.hexdigest()
 
 
-def _backup_name(path):
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')
-    return '%s.%s.bak' % (path, stamp)
+# ---------------------------------------------------------------------------------------------
+# A set of files, all or nothing
 
 
-def _install_new(temp, dest):
-    """Give ``temp`` the name ``dest`` unless ``dest`` exists; False when it does."""
+def _put_in_place(source, target):
+    """The one rename that installs a staged file; tests break it to simulate a kill."""
+    os.replace(source, target)
+    fsync_dir(os.path.dirname(target))
+
+
+def _link_or_copy(source, dest):
     try:
-        os.link(temp, dest)
-        return True
-    except FileExistsError:
-        return False
-    except OSError as exc:
-        if exc.errno not in _NO_LINK_ERRNOS:
-            raise
-    # Without hard links: claim the name exclusively first, then rename the finished copy onto it.
-    try:
-        os.close(os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    except FileExistsError:
-        return False
-    os.replace(temp, dest)
-    return True
+        os.link(source, dest)
+    except OSError:
+        create_file(dest, read_bytes(source))
 
 
-def backup_copy(path: str) -> str | None:
-    """Copy ``path`` (content and mode) to ``<path>.<UTC timestamp>.bak`` beside it; None when it does not exist.
+def _write_journal(path, journal):
+    atomic_write(path, (json.dumps(journal, indent=2, sort_keys=True) + '\n').encode('utf-8'), mode=0o600)
 
-    The copy is complete and on disk before it gets its name, and an existing file of that name
-    is never replaced.
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+
+
+class FileSet:
+    """Files staged beside their targets and installed all or nothing, with a journal.
+
+    ``stage`` each file (complete, flushed, with its owner, group and mode), check the staged
+    files if needed (``staged``), then ``install``: back up, write the journal, rename every file
+    into place, run ``after`` (for example to record what was installed), drop the journal. A
+    process killed before the journal leaves only marked stray files (``remove_strays``); after
+    it, ``recover`` completes the install, or undoes it when a staged file was lost. The caller
+    holds the ``DirLock`` of every directory involved (``lock_dirs``).
     """
-    if not os.path.exists(path):
-        return None
-    absolute = os.path.abspath(path)
-    directory, name = os.path.split(absolute)
-    try:
-        fd, temp = tempfile.mkstemp(prefix='.%s.' % name, suffix='.tmp', dir=directory)
-        os.close(fd)
-    except OSError as exc:
-        raise FileError('Cannot back up %s: cannot create a temporary file in %s: %s.' % (path, directory, _reason(exc))) from exc
-    try:
-        shutil.copy2(path, temp)
-        fd = os.open(temp, os.O_RDONLY)
+
+    def __init__(self, journal, tag):
+        self.journal = journal
+        self.tag = tag
+        self.txid = '%s-%s' % (datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%S'), uuid.uuid4().hex[:8])
+        self.items = []
+        self._journal_written = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        # An ordinary failure before the journal leaves nothing behind; once the journal exists its files are the
+        # journal's, and a kill (no exception handling at all) leaves them to remove_strays().
+        if exc_type is not None and issubclass(exc_type, Exception) and not self._journal_written:
+            self.discard()
+        return False
+
+    @property
+    def label(self):
+        return 'tapecrypt-%s-%s' % (self.tag, self.txid)
+
+    def _aside(self, target, suffix):
+        directory, name = os.path.split(target)
+        return os.path.join(directory, '.%s.%s%s' % (self.label, name, suffix))
+
+    def stage(self, name, path, data, old, attributes=None, prepare=None):
+        """Write ``data`` complete beside ``path`` (symlinks resolved); ``old`` is the sha256 the
+        target has now (None: it does not exist). ``prepare(staged_path)`` runs last, for file
+        options Ansible applies itself (SELinux context, attributes). Returns the staged path."""
+        target = os.path.realpath(path)
+        replaced = _stat_or_none(target)
+        attributes = attributes or FileAttributes()
+        item = {'name': name, 'path': target, 'old': old, 'new': sha256_bytes(data), 'undo': None,
+                'staged': self._aside(target, STAGED_SUFFIX)}
+        self.items.append(item)
+        create_file(item['staged'], data, after_write=lambda fd: attributes.apply(fd, path, replaced))
+        if prepare is not None:
+            prepare(item['staged'])
+        return item['staged']
+
+    def staged(self, name):
+        return [item['staged'] for item in self.items if item['name'] == name][0]
+
+    def discard(self):
+        """Remove what this set left beside its targets (after an ordinary failure before the journal)."""
+        for item in self.items:
+            _remove_quietly(item['staged'])
+            if item['undo']:
+                _remove_quietly(item['undo'])
+
+    def install(self, backup=(), payload=None, after=None):
+        """Install every staged file; ``backup``: names of the files to keep a ``backup_copy`` of.
+
+        Returns the backup copies made. A failure before the journal exists changes nothing; one
+        during the renames puts back what was renamed (``InstallError``); one after them (in
+        ``after``) leaves the journal for ``recover``.
+        """
         try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        for _attempt in range(1000):
-            dest = _backup_name(path)
-            if _install_new(temp, dest):
-                break
-        else:
-            raise FileError('Cannot back up %s: every backup name tried already exists.' % path)
-        fsync_dir(directory)
-    except OSError as exc:
-        if isinstance(exc, FileNotFoundError) and not os.path.exists(path):
-            # Removed between the check and the copy: as if it had never been there.
-            return None
-        raise FileError('Cannot back up %s: %s.' % (path, _reason(exc))) from exc
-    finally:
-        _remove_quietly(temp)
-    return dest
+            backups = self._prepare(backup)
+            _write_journal(self.journal, {'version': JOURNAL_VERSION, 'tag': self.tag, 'txid': self.txid,
+                                          'started': _now(), 'files': self.items, 'payload': payload})
+        except Exception:
+            # An ordinary failure cleans up after itself; a killed process leaves these to remove_strays().
+            self.discard()
+            raise
+        self._journal_written = True
+        renamed = 0
+        try:
+            for item in self.items:
+                _put_in_place(item['staged'], item['path'])
+                renamed += 1
+            if after is not None:
+                after(payload)
+        except (OSError, FileError) as exc:
+            if renamed < len(self.items):
+                self._roll_back_now(exc)
+            raise InstallError('Installing the files failed after all of them were in place (%s). The journal %s is '
+                               'kept: the next run completes the install before anything else.'
+                               % (_reason(exc), self.journal), rolled_back=False) from exc
+        _finish(self.journal, self.items)
+        return backups
+
+    def _prepare(self, backup):
+        for directory in sorted({os.path.dirname(item['staged']) for item in self.items}):
+            fsync_dir(directory)
+        backups = []
+        for item in self.items:
+            if item['old'] is None:
+                continue
+            if item['name'] in backup:
+                backups.append(backup_copy(item['path']))
+            item['undo'] = self._aside(item['path'], UNDO_SUFFIX)
+            _link_or_copy(item['path'], item['undo'])
+        return backups
+
+    def _roll_back_now(self, exc):
+        try:
+            states = [_item_state(item, self.tag, self.journal) for item in self.items]
+            _roll_back(self.journal, self.items, states, self.label)
+        except (OSError, FileError) as second:
+            raise InstallError('Installing the files failed (%s), and putting back the files already installed failed '
+                               'too (%s). The journal %s is kept: the next run completes or undoes the install before '
+                               'anything else.' % (_reason(exc), _reason(second), self.journal), rolled_back=False) from exc
+        raise InstallError('Installing the files failed (%s). The files already installed were put back; nothing was '
+                           'changed.' % _reason(exc), rolled_back=True) from exc
+
+
+def read_journal(journal):
+    """The journal of an interrupted install at ``journal``, or None."""
+    data = read_bytes(journal)
+    if data is None:
+        return None
+    try:
+        content = json.loads(data.decode('utf-8'))
+        if not isinstance(content, dict) or not isinstance(content.get('files'), list):
+            raise ValueError('unknown layout')
+    except ValueError:
+        raise FileError('The journal %s of an interrupted install is unreadable, so it cannot be told how far that '
+                        'install got. Inspect the files it names by hand, then remove it. Nothing was changed.' % journal) from None
+    return content
+
+
+def _item_state(item, tag, journal):
+    current = sha256_file(item['path'])
+    if current == item['new']:
+        return 'done'
+    if current == item['old']:
+        return 'pending' if sha256_file(item['staged']) == item['new'] else 'lost'
+    raise FileError('A previous %s was interrupted during its install, and %s has since been changed by something else '
+                    '(it is neither the version before nor the one after that %s). Nothing was touched; compare it with '
+                    'the backups, then remove %s and run again.' % (tag, item['path'], tag, journal))
+
+
+def _finish(journal, items):
+    for item in items:
+        _remove_quietly(item['staged'])
+        if item.get('undo'):
+            _remove_quietly(item['undo'])
+    _remove_quietly(journal)
+    fsync_dir(os.path.dirname(os.path.abspath(journal)))
+
+
+def recover(journal, after=None):
+    """Complete or undo the install that ``journal`` records; a report, or None when there is no journal.
+
+    The journal is written only once every staged file is complete, so completing is the normal
+    way out (and ``after`` runs with the journal's payload, as it would have). Undoing (from the
+    undo links) is for a staged file that disappeared. A file that is neither the old nor the new
+    version was changed by someone else and stops the recovery, touching nothing.
+    """
+    content = read_journal(journal)
+    if content is None:
+        return None
+    tag = content.get('tag') or 'install'
+    items = content['files']
+    states = [_item_state(item, tag, journal) for item in items]
+    if 'lost' not in states:
+        for item, state in zip(items, states):
+            if state == 'pending':
+                _put_in_place(item['staged'], item['path'])
+        if after is not None:
+            after(content.get('payload'))
+        _finish(journal, items)
+        return {'action': 'completed', 'txid': content.get('txid'), 'files': [i['path'] for i in items]}
+    rolled = _roll_back(journal, items, states, 'tapecrypt-%s-%s' % (tag, content.get('txid')))
+    return {'action': 'rolled_back', 'txid': content.get('txid'), 'files': rolled}
+
+
+def _roll_back(journal, items, states, label):
+    for item, state in zip(items, states):
+        if state == 'done' and item['old'] is not None and (not item['undo'] or sha256_file(item['undo']) != item['old']):
+            raise FileError('A previous install was interrupted; it can neither be completed (a staged file is missing) '
+                            'nor undone (the earlier version of %s is gone). Nothing was touched; restore a consistent '
+                            'set from a backup, then remove %s.' % (item['path'], journal))
+    rolled = []
+    for item, state in zip(items, states):
+        if state == 'done':
+            if item['old'] is None:
+                # Nothing to go back to: keep the new file under a visible name rather than delete it.
+                _put_in_place(item['path'], '%s.%s%s' % (item['path'], label, ROLLED_BACK_SUFFIX))
+            else:
+                _put_in_place(item['undo'], item['path'])
+            rolled.append(item['path'])
+    _finish(journal, items)
+    return rolled
+
+
+def remove_strays(paths, tag):
+    """Remove staged and undo files of ``tag`` that no journal refers to (a run killed before its journal).
+
+    Call it under the lock, after ``recover`` found no journal. Returns the removed paths.
+    """
+    removed = []
+    prefix = '%s%s-' % (MARK, tag)
+    for directory in sorted({os.path.dirname(os.path.realpath(p)) for p in paths if p}):
+        try:
+            names = os.listdir(directory)
+        except FileNotFoundError:
+            continue
+        for name in sorted(names):
+            path = os.path.join(directory, name)
+            if name.startswith(prefix) and name.endswith((STAGED_SUFFIX, UNDO_SUFFIX)) and stat.S_ISREG(os.lstat(path).st_mode):
+                os.unlink(path)
+                removed.append(path)
+    return removed
 
 
 class DirLock:
     """Exclusive advisory lock on a directory, for a read-modify-write of the files in it.
 
-    ``path`` is the directory itself or a file in it. The lock is taken on the directory's own
-    file descriptor (``flock``), so no lock file is left among EKM's files. It is released when
+    ``path`` is the directory itself or a file in it. The lock is taken where the write happens:
+    on the directory of the real file, a symlink resolved (two writers, one through a link, must
+    exclude each other), with ``flock`` on the directory's own file descriptor, so no lock file is
+    left among EKM's files. It is released when
     the ``with`` block ends or the process dies. Not re-entrant: a second DirLock on the same
     directory in the same process waits for the first, like any other holder.
     """
@@ -223,7 +638,8 @@ class DirLock:
     def __init__(self, path: str, timeout: float = 60.0):
         self.path = path
         self.timeout = timeout
-        self.directory = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+        real = os.path.realpath(path)
+        self.directory = real if os.path.isdir(real) else os.path.dirname(real)
         self._fd = None
 
     def __enter__(self):
@@ -263,6 +679,21 @@ class DirLock:
             finally:
                 os.close(fd)
         return False
+
+
+@contextlib.contextmanager
+def lock_dirs(paths, timeout=60.0):
+    """``DirLock`` on the real directory of every path in ``paths`` (files or directories; None skipped), each once,
+    in a fixed order so that two runs locking overlapping sets cannot deadlock."""
+    directories = set()
+    for path in paths:
+        if path:
+            real = os.path.realpath(path)
+            directories.add(real if os.path.isdir(real) else os.path.dirname(real))
+    with contextlib.ExitStack() as stack:
+        for directory in sorted(directories):
+            stack.enter_context(DirLock(directory, timeout))
+        yield sorted(directories)
 
 
 def ensure_not_inside(path: str, parents: list[str]) -> None:

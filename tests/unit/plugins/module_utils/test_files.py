@@ -9,7 +9,6 @@ import errno
 import hashlib
 import os
 import re
-import shutil
 import stat
 import subprocess
 import sys
@@ -308,7 +307,9 @@ def test_backup_copy(keystore, tmp_path):
     stamp = datetime.datetime.strptime(match.group(1), '%Y%m%dT%H%M%S%f').replace(tzinfo=datetime.timezone.utc)
     assert before <= stamp <= after
     assert open(backup, 'rb').read() == ORIGINAL
-    assert _mode(backup) == 0o640
+    # Private whatever the original's mode: a backup of a keystore or a configuration holds secrets.
+    assert _mode(backup) == 0o600
+    assert os.stat(backup).st_mtime_ns == os.stat(str(keystore)).st_mtime_ns
     assert keystore.read_bytes() == ORIGINAL
     assert _names(tmp_path) == sorted(['EKMKeys.jck', os.path.basename(backup)])
 
@@ -346,7 +347,7 @@ def test_backup_copy_never_overwrites(keystore, tmp_path, monkeypatch, hard_link
 
 
 def test_backup_copy_failure_leaves_nothing_behind(keystore, tmp_path, monkeypatch):
-    monkeypatch.setattr(shutil, 'copy2', _failing(errno.ENOSPC))
+    monkeypatch.setattr(os, 'write', _failing(errno.ENOSPC))
     with pytest.raises(FileError) as info:
         backup_copy(str(keystore))
     monkeypatch.undo()
@@ -480,3 +481,197 @@ def test_ensure_not_inside_resolves_symlinks(tmp_path):
 def test_everything_is_inside_the_root(tmp_path):
     with pytest.raises(FileError):
         ensure_not_inside(str(tmp_path), ['/'])
+
+
+# --- the owner, group and mode policy; the marker ----------------------------------------------
+
+def _watch_renames(monkeypatch):
+    """Record, for every os.replace, the source's name, mode and owner at the moment of the rename."""
+    seen = []
+    real_replace = os.replace
+
+    def replace(source, target):
+        st = os.lstat(source)
+        seen.append({'name': os.path.basename(source), 'target': os.path.basename(target),
+                     'mode': stat.S_IMODE(st.st_mode), 'uid': st.st_uid, 'gid': st.st_gid})
+        return real_replace(source, target)
+
+    monkeypatch.setattr(os, 'replace', replace)
+    return seen
+
+
+def test_mode_is_on_the_temporary_file_before_the_rename(keystore, monkeypatch):
+    seen = _watch_renames(monkeypatch)
+    atomic_write(str(keystore), b'new', mode=0o640)
+    atomic_write(str(keystore), b'newer', mode='0604')
+    assert [s['mode'] for s in seen] == [0o640, 0o604]
+    assert _mode(keystore) == 0o604
+
+
+def test_temporary_files_carry_the_marker(keystore, monkeypatch):
+    seen = _watch_renames(monkeypatch)
+    atomic_write(str(keystore), b'new')
+    assert len(seen) == 1 and seen[0]['target'] == 'EKMKeys.jck'
+    assert seen[0]['name'].startswith(_files.MARK) and seen[0]['name'].endswith('.EKMKeys.jck.tmp')
+    # EKM's own temporary files look like .KeyGroups.xml.<random>.tmp: ours never do.
+    assert not seen[0]['name'].startswith('.EKMKeys.jck.')
+
+
+def test_existing_mode_is_kept_and_a_new_file_is_private(keystore, tmp_path):
+    old_umask = os.umask(0)
+    try:
+        atomic_write(str(keystore), b'new')
+        atomic_write(str(tmp_path / 'fresh'), b'new')
+    finally:
+        os.umask(old_umask)
+    assert _mode(keystore) == 0o640
+    assert _mode(tmp_path / 'fresh') == 0o600
+
+
+def test_given_owner_and_group_are_on_the_temporary_file_before_the_rename(keystore, monkeypatch):
+    events = []
+    monkeypatch.setattr(os, 'fchown', lambda fd, uid, gid: events.append(('fchown', uid, gid)))
+    real_replace = os.replace
+
+    def replace(source, target):
+        events.append(('replace', os.path.basename(target)))
+        return real_replace(source, target)
+
+    monkeypatch.setattr(os, 'replace', replace)
+    atomic_write(str(keystore), b'new', owner='4321', group=8765)
+    assert events == [('fchown', 4321, 8765), ('replace', 'EKMKeys.jck')]
+
+
+def test_a_given_owner_that_cannot_be_set_fails_before_anything_changes(keystore, tmp_path, monkeypatch):
+    monkeypatch.setattr(os, 'fchown', _failing(errno.EPERM))
+    with pytest.raises(FileError) as info:
+        atomic_write(str(keystore), b'new', owner='4321')
+    monkeypatch.undo()
+    assert 'Cannot give %s the owner 4321' % keystore in str(info.value)
+    assert 'Nothing was changed' in str(info.value)
+    assert keystore.read_bytes() == ORIGINAL
+    assert _names(tmp_path) == ['EKMKeys.jck']
+
+
+def test_an_unknown_owner_or_group_fails_before_anything_changes(keystore, tmp_path):
+    with pytest.raises(FileError, match="no user 'no-such-user-here'"):
+        atomic_write(str(keystore), b'new', owner='no-such-user-here')
+    with pytest.raises(FileError, match="no group 'no-such-group-here'"):
+        atomic_write(str(keystore), b'new', group='no-such-group-here')
+    assert keystore.read_bytes() == ORIGINAL
+    assert _names(tmp_path) == ['EKMKeys.jck']
+
+
+def test_own_user_and_group_by_name(keystore):
+    import grp
+    import pwd
+    me = pwd.getpwuid(os.getuid()).pw_name
+    group = grp.getgrgid(os.getgid()).gr_name
+    atomic_write(str(keystore), b'new', owner=me, group=group, mode=0o600)
+    assert (os.stat(str(keystore)).st_uid, os.stat(str(keystore)).st_gid) == (os.getuid(), os.getgid())
+
+
+def test_parse_mode():
+    assert _files.parse_mode(None) is None
+    assert _files.parse_mode(0o640) == 0o640
+    assert _files.parse_mode('0640') == 0o640
+    assert _files.parse_mode('600') == 0o600
+    assert _files.parse_mode('u=rw,g=r') is None  # symbolic: applied by Ansible after the rename
+    attributes = _files.FileAttributes.from_params({'owner': 'ekm', 'group': None, 'mode': '0640', 'other': 1})
+    assert (attributes.owner, attributes.group, attributes.mode) == ('ekm', None, 0o640)
+
+
+def test_backup_copy_is_private_whatever_the_umask(keystore, monkeypatch):
+    os.chmod(str(keystore), 0o644)
+    seen = []
+    real_link = os.link
+
+    def link(source, dest):
+        seen.append((os.path.basename(source), _mode(source)))
+        return real_link(source, dest)
+
+    monkeypatch.setattr(os, 'link', link)
+    old_umask = os.umask(0)
+    try:
+        backup = backup_copy(str(keystore))
+    finally:
+        os.umask(old_umask)
+    assert _mode(backup) == 0o600
+    # The copy is complete and 0600 under its marked temporary name before it gets the backup name.
+    assert len(seen) == 1 and seen[0][0].startswith(_files.MARK) and seen[0][1] == 0o600
+
+
+def test_backup_copy_beside_the_real_file(keystore, tmp_path):
+    link_dir = tmp_path / 'links'
+    link_dir.mkdir()
+    (link_dir / 'EKMKeys.jck').symlink_to(keystore)
+    backup = backup_copy(str(link_dir / 'EKMKeys.jck'))
+    assert os.path.dirname(backup) == str(tmp_path)
+    assert _names(link_dir) == ['EKMKeys.jck']
+
+
+# --- remove_temporaries ------------------------------------------------------------------------
+
+def test_remove_temporaries_touches_only_marked_files(tmp_path):
+    ours = ['.tapecrypt-0123456789ab.EKMKeys.jck.tmp', '.tapecrypt-ffffffffffff.KeyGroups.xml.tmp']
+    foreign = ['.KeyGroups.xml.48151623.tmp', 'KeyGroups.xml', '.EKMKeys.jck.abc.tmp', 'tapecrypt-x.tmp',
+               '.tapecrypt-sync-20260101T000000-abcdef12.EKMKeys.jck.staged']
+    for name in ours + foreign:
+        (tmp_path / name).write_bytes(b'x')
+    (tmp_path / '.tapecrypt-000000000000.dir.tmp').mkdir()
+    (tmp_path / '.tapecrypt-111111111111.link.tmp').symlink_to(tmp_path / 'KeyGroups.xml')
+    removed = _files.remove_temporaries(str(tmp_path))
+    assert sorted(removed) == sorted(str(tmp_path / n) for n in ours)
+    assert _names(tmp_path) == sorted(foreign + ['.tapecrypt-000000000000.dir.tmp', '.tapecrypt-111111111111.link.tmp'])
+    assert _files.remove_temporaries(str(tmp_path / 'missing')) == []
+
+
+def test_a_killed_write_leaves_a_marked_file_that_cleanup_removes(keystore, tmp_path, monkeypatch):
+    class Killed(BaseException):
+        pass
+
+    def killed(*args):
+        raise Killed()
+
+    # A kill runs no cleanup at all; simulate it by making the cleanup itself impossible.
+    monkeypatch.setattr(os, 'replace', killed)
+    monkeypatch.setattr(_files, '_remove_quietly', lambda path: None)
+    with pytest.raises(Killed):
+        atomic_write(str(keystore), b'new')
+    monkeypatch.undo()
+    (tmp_path / '.EKMKeys.jck.999.tmp').write_bytes(b"EKM's own")
+    left = [n for n in _names(tmp_path) if n.startswith(_files.MARK)]
+    assert len(left) == 1
+    with DirLock(str(keystore)):
+        assert _files.remove_temporaries(str(tmp_path)) == [str(tmp_path / left[0])]
+    assert _names(tmp_path) == ['.EKMKeys.jck.999.tmp', 'EKMKeys.jck']
+    assert keystore.read_bytes() == ORIGINAL
+
+
+# --- locks where the write happens -------------------------------------------------------------
+
+def test_dirlock_locks_the_directory_of_the_real_file(tmp_path):
+    real_dir = tmp_path / 'real'
+    real_dir.mkdir()
+    (real_dir / 'EKMKeys.jck').write_bytes(b'x')
+    link_dir = tmp_path / 'links'
+    link_dir.mkdir()
+    (link_dir / 'EKMKeys.jck').symlink_to(real_dir / 'EKMKeys.jck')
+    with DirLock(str(link_dir / 'EKMKeys.jck')) as lock:
+        assert lock.directory == str(real_dir)
+        with pytest.raises(FileError):
+            with DirLock(str(real_dir / 'EKMKeys.jck'), timeout=0.05):
+                pass
+
+
+def test_lock_dirs_locks_each_directory_once(tmp_path):
+    (tmp_path / 'a').mkdir()
+    (tmp_path / 'b').mkdir()
+    paths = [str(tmp_path / 'b' / 'x'), None, str(tmp_path / 'a' / 'y'), str(tmp_path / 'a' / 'z'), str(tmp_path / 'b')]
+    with _files.lock_dirs(paths) as locked:
+        assert locked == [str(tmp_path / 'a'), str(tmp_path / 'b')]
+        with pytest.raises(FileError):
+            with DirLock(str(tmp_path / 'a'), timeout=0.05):
+                pass
+    with DirLock(str(tmp_path / 'a'), timeout=0.05):
+        pass
