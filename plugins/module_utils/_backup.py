@@ -23,7 +23,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import time
 
 from ansible_collections.tapecrypt.ekm.plugins.module_utils import _files, _jceks, _keystore
@@ -65,19 +64,6 @@ def _drop_cache(fd):
             advise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         except OSError:
             pass
-
-
-def _write_new(path, data, mode=0o600):
-    """Create ``path`` (it must not exist) with ``data`` and flush it to the device."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_NOFOLLOW', 0), mode)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-        _drop_cache(fd)
-    finally:
-        os.close(fd)
 
 
 def _read_back(path):
@@ -426,7 +412,7 @@ def write_set(host_dir, files, keystore, password, site, host, when):
     try:
         for item in files:
             if item.present:
-                _write_new(os.path.join(staging, item.name), item.data)
+                _files.create_file(os.path.join(staging, item.name), item.data)
         _files.fsync_dir(staging)
         manifest = {
             'format': MANIFEST_FORMAT,
@@ -451,7 +437,7 @@ def write_set(host_dir, files, keystore, password, site, host, when):
         manifest['verified'] = True
         manifest['hmac'] = manifest_mac(manifest, password)
         text = json.dumps(manifest, indent=2, sort_keys=True).encode('utf-8') + b'\n'
-        _write_new(os.path.join(staging, MANIFEST_NAME), text)
+        _files.create_file(os.path.join(staging, MANIFEST_NAME), text)
         _files.fsync_dir(staging)
         if read_manifest(staging, password) != manifest:
             raise BackupError('%s reads back differently from what was written' % MANIFEST_NAME)
@@ -738,102 +724,97 @@ def diff_text(plan, after):
     return '\n'.join(lines) + '\n'
 
 
-def _stage(f, mode):
-    directory, name = os.path.split(f['real'])
-    fd, temp = tempfile.mkstemp(prefix='.%s.' % name, suffix='.restore', dir=directory)
+RESTORE_TAG = 'restore'
+RESTORE_JOURNAL = '.tapecrypt-restore.journal'
+
+
+def restore_journal(keystore_path):
+    """Where a restore keeps its journal: beside the real keystore."""
+    return os.path.join(os.path.dirname(os.path.realpath(keystore_path)), RESTORE_JOURNAL)
+
+
+def _restore_paths(targets):
+    return [targets[role] for role in ROLES if targets.get(role)]
+
+
+def finish_interrupted(targets, check_mode=False):
+    """Complete (or undo) a restore that a kill interrupted, and remove the leftovers of killed runs.
+
+    Returns ``{'recovered': report}``, ``{'interrupted': journal summary}`` in check mode (which
+    changes nothing), ``{'removed_stray_files': [...]}``, or an empty dict.
+    """
+    if not targets.get('keystore'):
+        raise BackupError('keystore_path is required: it is where the set\'s keystore is restored to.')
+    journal = restore_journal(targets['keystore'])
+    paths = _restore_paths(targets)
     try:
-        try:
-            view = memoryview(f['data'])
-            while view:
-                view = view[os.write(fd, view):]
-            try:
-                st = os.stat(f['real'])
-            except FileNotFoundError:
-                st = None
-            if st is not None and (st.st_uid, st.st_gid) != (os.getuid(), os.getgid()):
-                # The EKM user must still be able to read the restored file.
-                with contextlib.suppress(PermissionError):
-                    os.fchown(fd, st.st_uid, st.st_gid)
-            os.fchmod(fd, mode if mode is not None else (st.st_mode & 0o7777 if st is not None else 0o600))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-    return temp
+        with _files.lock_dirs([p for p in paths if os.path.isdir(os.path.dirname(os.path.realpath(p)))]):
+            content = _files.read_journal(journal)
+            if check_mode:
+                if content is None:
+                    return {}
+                return {'interrupted': {'txid': content.get('txid'), 'started': content.get('started'),
+                                        'files': [i['path'] for i in content['files']]}}
+            if content is not None:
+                return {'recovered': _files.recover(journal)}
+            removed = _files.remove_strays(paths, RESTORE_TAG)
+            for directory in sorted({os.path.dirname(os.path.realpath(p)) for p in paths}):
+                removed.extend(_files.remove_temporaries(directory))
+            return {'removed_stray_files': removed} if removed else {}
+    except (_files.FileError, OSError) as exc:
+        raise BackupError('%s' % (exc if isinstance(exc, _files.FileError) else _reason(exc)))
 
 
-def apply_restore(plan, backup=True, mode=None):
-    """Install the changed files of ``plan``: current files kept first, all staged, then renamed into place.
+def apply_restore(plan, backup=True, attributes=None, prepare=None):
+    """Install the changed files of ``plan`` all or nothing (``_files.FileSet``), the current files kept first.
 
-    Returns ``(installed names, backup_files)``. If a rename fails, the files already installed are
-    put back from the bytes read at planning time, and BackupError says so.
+    ``attributes`` (``_files.FileAttributes``): owner, group and mode, set on each file before its
+    rename; ``prepare(staged_path)``: the module's other file options. Returns ``(installed names,
+    backup_files)``. A failed rename puts back what was installed; a kill is completed by the
+    next run (``finish_interrupted``).
     """
     if plan.refusal:
         raise BackupError(plan.refusal)
     todo = [f for f in plan.files if f['change']]
-    backup_files = {}
     if not todo:
-        return [], backup_files
-    dirs = sorted({os.path.dirname(f['real']) for f in todo})
-    with contextlib.ExitStack() as stack:
-        for directory in dirs:
-            stack.enter_context(_locked(directory))
+        return [], {}
+    journal = restore_journal([f['real'] for f in plan.files if f['role'] == 'keystore'][0])
+    with _files.lock_dirs([f['real'] for f in plan.files] + [journal]):
+        if _files.read_journal(journal) is not None:
+            raise BackupError('Another restore was interrupted since this one was planned; nothing was changed. Run the '
+                              'restore again: it completes the interrupted one first.')
         for f in todo:
             # Files may have moved on since the plan was made; restoring over a newer keystore must not happen unseen.
-            now = _files.read_bytes(f['real'])
-            if now != f['current']:
+            if _files.read_bytes(f['real']) != f['current']:
                 raise BackupError('%s changed while the restore was being prepared; nothing was changed. Run the restore again.'
                                   % f['target'])
-        try:
-            if backup:
-                for f in todo:
-                    copy = _files.backup_copy(f['real'])
-                    if copy:
-                        backup_files[f['name']] = copy
-        except _files.FileError as exc:
-            raise BackupError('%s The restore did not start; nothing was changed.' % exc)
-        staged = []
-        try:
-            for f in todo:
-                staged.append((f, _stage(f, mode)))
-        except OSError as exc:
-            for _f, temp in staged:
-                with contextlib.suppress(OSError):
-                    os.unlink(temp)
-            raise BackupError('Cannot stage the restored files (%s); nothing was changed.' % _reason(exc))
-        installed = []
-        try:
-            for f, temp in staged:
-                os.replace(temp, f['real'])
-                installed.append(f)
-            for directory in dirs:
-                _files.fsync_dir(directory)
-        except OSError as exc:
-            for _f, temp in staged:
-                with contextlib.suppress(OSError):
-                    os.unlink(temp)
-            undone = _undo(installed)
-            raise BackupError('Installing the restored files failed (%s). %s' % (_reason(exc), undone))
+        backup_files = _install(todo, journal, backup, attributes, prepare)
         for f in todo:
             if _files.sha256_file(f['real']) != f['sha256']:
-                raise BackupError('%s does not read back as restored (sha256 differs); the pre-restore copy is %s.'
-                                  % (f['target'], backup_files.get(f['name'], 'not kept')))
+                raise _changed(BackupError('%s does not read back as restored (sha256 differs); the pre-restore copy is %s.'
+                                           % (f['target'], backup_files.get(f['name'], 'not kept'))))
     return [f['name'] for f in todo], backup_files
 
 
-def _undo(installed):
-    failed = []
-    for f in reversed(installed):
-        try:
-            if f['current'] is None:
-                os.unlink(f['real'])
-            else:
-                _files.atomic_write(f['real'], f['current'], mode=os.stat(f['real']).st_mode & 0o7777)
-        except (OSError, _files.FileError) as exc:
-            failed.append('%s (%s)' % (f['target'], exc))
-    if failed:
-        return 'These files could not be put back and hold the restored version now: %s.' % ', '.join(failed)
-    return 'The files already installed were put back; nothing was changed.'
+def _changed(exc):
+    """Mark an error raised after files were replaced: the module result must still say changed."""
+    exc.changed = True
+    return exc
+
+
+def _install(todo, journal, backup, attributes, prepare):
+    try:
+        with _files.FileSet(journal, RESTORE_TAG) as file_set:
+            for f in todo:
+                file_set.stage(f['name'], f['real'], f['data'], f['current_sha256'], attributes=attributes, prepare=prepare)
+            return file_set.install([f['name'] for f in todo] if backup else ())
+    except _files.InstallError as exc:
+        if exc.rolled_back:
+            raise BackupError('Installing the restored files failed (%s). The files already installed were put back; '
+                              'nothing was changed.' % exc.reason)
+        raise _changed(BackupError('Installing the restored files failed (%s). Its journal %s is kept: the next restore '
+                                   'completes it before anything else.' % (exc.reason, journal)))
+    except _files.FileError as exc:
+        raise BackupError('%s The restore did not start; nothing was changed.' % exc)
+    except OSError as exc:
+        raise BackupError('Cannot stage the restored files (%s); nothing was changed.' % _reason(exc))

@@ -64,9 +64,10 @@ class InstallError(FileError):
     removed); when False the journal is kept and the next run completes or undoes the install.
     """
 
-    def __init__(self, message, rolled_back):
+    def __init__(self, message, rolled_back, reason=None):
         super().__init__(message)
         self.rolled_back = rolled_back
+        self.reason = reason or message
 
 
 def _reason(exc):
@@ -470,7 +471,7 @@ class FileSet:
     def install(self, backup=(), payload=None, after=None):
         """Install every staged file; ``backup``: names of the files to keep a ``backup_copy`` of.
 
-        Returns the backup copies made. A failure before the journal exists changes nothing; one
+        Returns the backup copies made, name -> path. A failure before the journal exists changes nothing; one
         during the renames puts back what was renamed (``InstallError``); one after them (in
         ``after``) leaves the journal for ``recover``.
         """
@@ -495,19 +496,19 @@ class FileSet:
                 self._roll_back_now(exc)
             raise InstallError('Installing the files failed after all of them were in place (%s). The journal %s is '
                                'kept: the next run completes the install before anything else.'
-                               % (_reason(exc), self.journal), rolled_back=False) from exc
+                               % (_reason(exc), self.journal), rolled_back=False, reason=_reason(exc)) from exc
         _finish(self.journal, self.items)
         return backups
 
     def _prepare(self, backup):
         for directory in sorted({os.path.dirname(item['staged']) for item in self.items}):
             fsync_dir(directory)
-        backups = []
+        backups = {}
         for item in self.items:
             if item['old'] is None:
                 continue
             if item['name'] in backup:
-                backups.append(backup_copy(item['path']))
+                backups[item['name']] = backup_copy(item['path'])
             item['undo'] = self._aside(item['path'], UNDO_SUFFIX)
             _link_or_copy(item['path'], item['undo'])
         return backups
@@ -519,9 +520,10 @@ class FileSet:
         except (OSError, FileError) as second:
             raise InstallError('Installing the files failed (%s), and putting back the files already installed failed '
                                'too (%s). The journal %s is kept: the next run completes or undoes the install before '
-                               'anything else.' % (_reason(exc), _reason(second), self.journal), rolled_back=False) from exc
+                               'anything else.' % (_reason(exc), _reason(second), self.journal), rolled_back=False,
+                               reason=_reason(exc)) from exc
         raise InstallError('Installing the files failed (%s). The files already installed were put back; nothing was '
-                           'changed.' % _reason(exc), rolled_back=True) from exc
+                           'changed.' % _reason(exc), rolled_back=True, reason=_reason(exc)) from exc
 
 
 def read_journal(journal):

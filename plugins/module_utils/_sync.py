@@ -21,8 +21,6 @@ import datetime
 import hmac
 import json
 import os
-import shutil
-import uuid
 
 from ansible_collections.tapecrypt.ekm.plugins.module_utils import _files, _jceks, _keystore
 from ansible_collections.tapecrypt.ekm.plugins.module_utils._aliases import compress
@@ -32,10 +30,9 @@ LABELS = {'keystore': 'keystore', 'keygroups': 'KeyGroups.xml', 'drivetable': 'd
 STATE_NAME = '.tapecrypt-sync.json'
 STATE_VERSION = 1
 JOURNAL_SUFFIX = '.journal'
-# Staged and undo files carry this marker and the run's id; only a journal makes them meaningful.
-MARK = '.tapecrypt-sync-'
-STAGED_SUFFIX = '.staged'
-UNDO_SUFFIX = '.undo'
+# The sync's staged and undo files are named .tapecrypt-sync-<run id>.<file>.staged/.undo (see _files.FileSet).
+TAG = 'sync'
+MARK = '%s%s-' % (_files.MARK, TAG)
 
 # Drift statuses of one file.
 SAME = 'same'
@@ -175,116 +172,33 @@ def read_state(state_path):
 
 
 def read_journal(state_path):
-    data = _files.read_bytes(journal_path(state_path))
-    if data is None:
-        return None
-    try:
-        journal = json.loads(data.decode('utf-8'))
-        if not isinstance(journal, dict) or not isinstance(journal.get('files'), list):
-            raise ValueError('unknown layout')
-    except ValueError:
-        raise SyncError('The sync journal %s is unreadable, so it cannot be told how far the interrupted install got. '
-                        'Inspect the files it names by hand, then remove it. Nothing was changed.' % journal_path(state_path))
-    return journal
+    return _files.read_journal(journal_path(state_path))
 
 
 # ---------------------------------------------------------------------------------------------
-# Host side: the journal, recovery and stray files
-
-def _aside(path, txid, suffix):
-    directory, name = os.path.split(os.path.abspath(path))
-    return os.path.join(directory, '.%s%s%s%s' % (name, MARK, txid, suffix))
-
-
-def _replace(source, target):
-    """The one rename that puts a file in place; tests break it to simulate a crash."""
-    os.replace(source, target)
-    _files.fsync_dir(os.path.dirname(os.path.abspath(target)))
-
-
-def _remove(path):
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
+# Host side: the journal, recovery and stray files (the install itself is _files.FileSet)
 
 def _write_json(path, data):
     _files.atomic_write(path, (json.dumps(data, indent=2, sort_keys=True) + '\n').encode('utf-8'), mode=0o600)
 
 
-def recover(state_path):
-    """Finish or undo an install that a crash interrupted; returns a report, or None without a journal.
+def _write_state(state_path, state):
+    _write_json(state_path, dict(state, synced_at=_now()))
 
-    The journal is written only once every staged file is complete and verified, so rolling
-    forward is the normal way out. Rolling back (from the undo links) is for a staged file that
-    disappeared; a file that is neither the old nor the new version was changed by someone else
-    and stops the recovery untouched.
+
+def recover(state_path):
+    """Finish or undo an install that a kill interrupted (see ``_files.recover``); a report, or None without a journal.
+
+    Completing it also writes the sync state the interrupted run would have written.
     """
-    journal = read_journal(state_path)
-    if journal is None:
-        return None
-    files = journal['files']
-    states = []
-    for item in files:
-        current = _files.sha256_file(item['path'])
-        staged = _files.sha256_file(item['staged'])
-        if current == item['new']:
-            states.append('done')
-        elif current == item['old']:
-            states.append('pending' if staged == item['new'] else 'lost')
-        else:
-            raise SyncError('A previous sync was interrupted during its install, and %s has since been changed by something '
-                            'else (it is neither the version before nor the one after that sync). Nothing was touched; '
-                            'compare it with the primary and the backups, then remove %s and run the sync again.'
-                            % (item['path'], journal_path(state_path)))
-    if 'lost' not in states:
-        for item, state in zip(files, states):
-            if state == 'pending':
-                _replace(item['staged'], item['path'])
-            _remove(item['staged'])
-        _write_json(state_path, dict(journal['state'], synced_at=_now()))
-        for item in files:
-            if item.get('undo'):
-                _remove(item['undo'])
-        _remove(journal_path(state_path))
-        return {'action': 'completed', 'txid': journal.get('txid'), 'files': [i['path'] for i in files]}
-    for item, state in zip(files, states):
-        if state == 'done' and item['old'] is not None and (not item['undo'] or _files.sha256_file(item['undo']) != item['old']):
-            raise SyncError('A previous sync was interrupted during its install; it can neither be completed (a staged file '
-                            'is missing) nor undone (the earlier version of %s is gone). Nothing was touched; restore a '
-                            'consistent set from a backup, then remove %s.' % (item['path'], journal_path(state_path)))
-    rolled = []
-    for item, state in zip(files, states):
-        if state == 'done':
-            if item['old'] is None:
-                # Nothing to go back to: keep the new file under a visible name rather than delete it.
-                _replace(item['path'], '%s%s%s.rolled-back' % (item['path'], MARK, journal.get('txid')))
-            else:
-                _replace(item['undo'], item['path'])
-            rolled.append(item['path'])
-        _remove(item['staged'])
-        if item.get('undo'):
-            _remove(item['undo'])
-    _remove(journal_path(state_path))
-    return {'action': 'rolled_back', 'txid': journal.get('txid'), 'files': rolled}
+    return _files.recover(journal_path(state_path), after=lambda state: _write_state(state_path, state))
 
 
 def remove_strays(paths):
-    """Remove staged and undo files that no journal refers to (a run killed before its journal existed)."""
-    removed = []
-    for path in paths:
-        # Staged files sit beside the real file, where install() puts them when the path is a symlink.
-        directory, name = os.path.split(os.path.realpath(path))
-        prefix = '.%s%s' % (name, MARK)
-        try:
-            listing = os.listdir(directory)
-        except FileNotFoundError:
-            continue
-        for entry in listing:
-            if entry.startswith(prefix) and entry.endswith((STAGED_SUFFIX, UNDO_SUFFIX)):
-                _remove(os.path.join(directory, entry))
-                removed.append(os.path.join(directory, entry))
+    """Remove the sync's staged and undo files that no journal refers to, and the project's stale temporary files."""
+    removed = _files.remove_strays(paths, TAG)
+    for directory in sorted({os.path.dirname(os.path.realpath(p)) for p in paths}):
+        removed.extend(_files.remove_temporaries(directory))
     return removed
 
 
@@ -302,7 +216,7 @@ def inventory(paths, password, role, state_path=None, check_mode=True):
     if not os.path.isdir(state_dir):
         raise SyncError('The directory %s (of the keystore and the sync state) does not exist on this redundant server; '
                         'create it first (the tapecrypt.ekm.server role does). Nothing was changed.' % state_dir)
-    with _files.DirLock(state_dir):
+    with _files.lock_dirs([state_dir] + [p for p in paths.values() if p]):
         journal = read_journal(state_path)
         if journal is not None and not check_mode:
             result['recovered'] = recover(state_path)
@@ -344,34 +258,13 @@ def export(paths, expected):
     return out
 
 
-def _stage(name, source, target, txid, expected_sha, attributes):
-    """Copy a transferred file beside its target, complete and on disk, with the target's owner and mode."""
-    staged = _aside(target, txid, STAGED_SUFFIX)
+def _read_transferred(name, source, expected_sha):
+    """The bytes of a file the controller transferred, checked against the primary's hash."""
     data = _files.read_bytes(source)
     if data is None or _files.sha256_bytes(data) != expected_sha:
         raise SyncError('The %s arrived damaged on this redundant server (its hash is not the primary\'s); nothing was '
                         'changed. Run the sync again.' % LABELS[name])
-    try:
-        old = os.stat(target)
-    except FileNotFoundError:
-        old = None
-    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        if old is not None:
-            try:
-                os.fchown(fd, old.st_uid, old.st_gid)
-            except PermissionError:
-                pass
-            os.fchmod(fd, old.st_mode & 0o7777)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    if attributes is not None:
-        attributes(staged, False)
-    return staged
+    return data
 
 
 def _verify_staged_keystore(staged, new_password, primary_digest, current_path, password):
@@ -396,20 +289,19 @@ def _verify_staged_keystore(staged, new_password, primary_digest, current_path, 
 
 
 def install(paths, state_path, sources, expect, current, primary_digest, password, new_password, backup, state,
-            write_state=True, attributes=None, forced=()):
-    """Install the transferred files all or nothing, then record them in the sync state.
+            write_state=True, attributes=None, forced=(), file_attributes=None):
+    """Install the transferred files all or nothing (``_files.FileSet``), then record them in the sync state.
 
     ``sources``: name -> transferred file; ``expect``: name -> sha256 of the primary's file;
     ``current``: name -> the redundant's sha256 the plan was made with (every synced file), so a
     change made on this server since the plan stops the install instead of being overwritten.
     ``forced``: files replaced over a local change; they are backed up even without ``backup``.
-    Order: stage and verify everything, back up, write the journal, rename, write the state,
-    drop the journal. A crash before the journal leaves only stray staged files (removed by the
-    next run); after it, the next run completes the install (``recover``).
+    ``file_attributes``: the owner, group and mode the files get before their rename;
+    ``attributes(path, changed)``: the module's other file options, applied to each staged file.
+    The sync state is written as the install's last step, so a killed run completes it too.
     """
-    state_dir = os.path.dirname(os.path.abspath(state_path))
     result = {'changed_files': [], 'backup_files': []}
-    with _files.DirLock(state_dir):
+    with _files.lock_dirs([os.path.dirname(os.path.abspath(state_path))] + [p for p in paths.values() if p]):
         if read_journal(state_path) is not None:
             raise SyncError('Another sync was interrupted on this redundant server since this run began; nothing was '
                             'changed. Run the sync again, it completes the interrupted one first.')
@@ -417,67 +309,35 @@ def install(paths, state_path, sources, expect, current, primary_digest, passwor
             if _files.sha256_file(paths[name]) != sha:
                 raise SyncError('The %s %s on this redundant server changed while the sync was running; nothing was '
                                 'changed. Run the sync again.' % (LABELS[name], paths[name]))
-        txid = '%s-%s' % (datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%S'), uuid.uuid4().hex[:8])
-        items = []
-        try:
-            for name in FILES:
-                if name not in sources:
-                    continue
-                target = os.path.realpath(paths[name])
-                items.append({'name': name, 'path': target, 'old': current.get(name), 'new': expect[name], 'undo': None,
-                              'staged': _stage(name, sources[name], target, txid, expect[name], attributes)})
-            for item in items:
-                if item['name'] == 'keystore':
-                    _verify_staged_keystore(item['staged'], new_password, primary_digest, paths['keystore'], password)
-            for directory in sorted(set(os.path.dirname(item['staged']) for item in items)):
-                _files.fsync_dir(directory)
-            for item in items:
-                if item['old'] is None:
-                    continue
-                if backup or item['name'] in forced:
-                    result['backup_files'].append(_files.backup_copy(item['path']))
-                item['undo'] = _aside(item['path'], txid, UNDO_SUFFIX)
-                _link_or_copy(item['path'], item['undo'])
-        except Exception:
-            # An ordinary failure cleans up after itself; a killed process leaves these to remove_strays().
-            for item in items:
-                _remove(item['staged'])
-                if item['undo']:
-                    _remove(item['undo'])
-            raise
-        if items:
-            # From here on the next run finishes this install (or undoes it), whatever happens to this process.
-            _write_json(journal_path(state_path), {'version': STATE_VERSION, 'txid': txid, 'started': _now(),
-                                                   'files': items, 'state': state})
-        try:
-            for item in items:
-                _replace(item['staged'], item['path'])
-                result['changed_files'].append(item['path'])
-            if items or write_state:
-                _write_json(state_path, dict(state, synced_at=_now()))
-            for item in items:
-                if item['undo']:
-                    _remove(item['undo'])
-            _remove(journal_path(state_path))
-        except (OSError, _files.FileError) as exc:
-            if not items:
-                raise
-            raise SyncError('The install on this redundant server failed half-way (%s). Its journal %s is kept: the next '
-                            'sync run completes the install before anything else.' % (exc, journal_path(state_path)), result)
+        names = [name for name in FILES if name in sources]
+        if names:
+            prepare = (lambda staged: attributes(staged, False)) if attributes is not None else None
+            with _files.FileSet(journal_path(state_path), TAG) as file_set:
+                for name in names:
+                    file_set.stage(name, paths[name], _read_transferred(name, sources[name], expect[name]),
+                                   current.get(name), attributes=file_attributes, prepare=prepare)
+                if 'keystore' in sources:
+                    _verify_staged_keystore(file_set.staged('keystore'), new_password, primary_digest, paths['keystore'],
+                                            password)
+                installed = [os.path.realpath(paths[name]) for name in names]
+                try:
+                    backups = file_set.install([n for n in names if backup or n in forced], payload=state,
+                                               after=lambda record: _write_state(state_path, record))
+                except _files.InstallError as exc:
+                    if exc.rolled_back:
+                        raise SyncError('%s The sync can be run again.' % exc, result)
+                    raise SyncError(str(exc), dict(result, changed=True, changed_files=installed))
+            result['changed_files'] = installed
+            result['backup_files'] = [b for b in backups.values() if b]
+        elif write_state:
+            _write_state(state_path, state)
         keystore_password = new_password if 'keystore' in sources else password
         after, dummy = _read_keystore(paths['keystore'], keystore_password, 'redundant')
         result['redundant_digest'] = _keystore.digest(after) if after is not None else None
     if result['redundant_digest'] != primary_digest:
         raise SyncError('After the sync, the keystore on this redundant server does not hold the primary\'s entries '
-                        '(digest %s, primary %s).' % (result['redundant_digest'], primary_digest), result)
+                        '(digest %s, primary %s).' % (result['redundant_digest'], primary_digest), dict(result, changed=True))
     return result
-
-
-def _link_or_copy(source, dest):
-    try:
-        os.link(source, dest)
-    except OSError:
-        shutil.copy2(source, dest)
 
 
 def apply_attributes(paths, attributes):
@@ -525,7 +385,8 @@ def _run_phase(params, check_mode, attributes):
             return {'attributes_changed': changed}
         result = install(paths, state_path, spec.get('sources') or {}, spec.get('expect') or {}, spec.get('current') or {},
                          spec['primary_digest'], password, new_password, params['backup'], spec['state'],
-                         spec.get('write_state', True), attributes, spec.get('forced') or ())
+                         spec.get('write_state', True), attributes, spec.get('forced') or (),
+                         _files.FileAttributes.from_params(params))
         if attributes is not None:
             installed = set(result['changed_files'])
             result['attributes_changed'] = apply_attributes(

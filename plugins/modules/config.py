@@ -63,7 +63,8 @@ options:
     default: true
   backup:
     description:
-      - Before changing the file, keep a copy of it next to it, named with a timestamp.
+      - Before changing the file, keep a copy of it beside it, C(<file>.<UTC time>.bak), mode V('0600'), written
+        atomically (the same copy M(tapecrypt.ekm.keystore), M(tapecrypt.ekm.sync) and M(tapecrypt.ekm.restore) make).
     type: bool
     default: false
   mode:
@@ -138,16 +139,17 @@ backup_file:
   description: The copy of the previous file made because of O(backup=true).
   returned: changed and O(backup=true) and the file existed
   type: str
-  sample: /opt/ekm/KeyManagerConfig.properties.28419.2026-03-02@10:15:07~
+  sample: /opt/ekm/KeyManagerConfig.properties.20260302T101507123456Z.bak
 '''
 
+import contextlib
 import os
-import stat
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_text
 
-from ansible_collections.tapecrypt.ekm.plugins.module_utils._files import FileError, atomic_write, read_bytes
+from ansible_collections.tapecrypt.ekm.plugins.module_utils._files import (
+    DirLock, FileAttributes, FileError, atomic_write, backup_copy, read_bytes)
 from ansible_collections.tapecrypt.ekm.plugins.module_utils._properties import PropertiesError, PropertiesFile, is_secret_key
 
 
@@ -248,6 +250,19 @@ def main():
     )
     params = module.params
     path = params['path']
+    directory = os.path.dirname(os.path.realpath(path))
+    try:
+        # Read, change and write under the directory's lock, like every tapecrypt.ekm writer of EKM's files.
+        with DirLock(path) if os.path.isdir(directory) else contextlib.nullcontext():
+            result = run(module, params)
+    except FileError as exc:
+        module.fail_json(msg=to_text(exc))
+    module.exit_json(**result)
+
+
+def run(module, params):
+    """Plan, and outside check mode write; the module result."""
+    path = params['path']
     try:
         module.no_log_values.update(secret_values(params['settings']))
         data, properties, changed_keys, before = plan(module, params)
@@ -257,7 +272,7 @@ def main():
     new_data = properties.dump()
     exists = data is not None
     if not exists and params['state'] == 'absent':
-        module.exit_json(changed=False, changed_keys=[])
+        return dict(changed=False, changed_keys=[])
     changed = not exists or new_data != data
     result = dict(changed=changed, changed_keys=changed_keys)
     if module._diff:
@@ -269,21 +284,21 @@ def main():
     if module.check_mode:
         if exists:
             result['changed'] = module.set_fs_attributes_if_different(file_args, changed)
-        module.exit_json(**result)
+        return result
 
     if changed:
-        if exists and params['backup']:
-            result['backup_file'] = module.backup_local(target)
-        # A new file starts private (it may hold the keystore password); an existing one keeps its permissions.
-        mode = stat.S_IMODE(os.stat(target).st_mode) if exists else 0o600
         try:
-            atomic_write(path, new_data, mode)
+            if exists and params['backup']:
+                result['backup_file'] = backup_copy(target)
+            # Owner, group and mode go on before the rename; a new file starts private (it may hold the keystore
+            # password), an existing one keeps its owner and permissions unless they are given.
+            atomic_write(path, new_data, attributes=FileAttributes.from_params(params))
         except (FileError, OSError) as exc:
             result.update(changed=False, msg=to_text(exc))
             result.pop('diff', None)
             module.fail_json(**result)
     result['changed'] = module.set_fs_attributes_if_different(file_args, changed)
-    module.exit_json(**result)
+    return result
 
 
 if __name__ == '__main__':

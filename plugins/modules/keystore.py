@@ -99,7 +99,8 @@ options:
     default: false
   backup:
     description:
-      - Keep a copy of the previous keystore (timestamped, beside it) before replacing it.
+      - Keep a copy of the previous keystore before replacing it, C(<file>.<UTC time>.bak) beside it, mode V('0600'),
+        written atomically.
     type: bool
     default: false
 seealso:
@@ -166,7 +167,7 @@ backup_file:
   description: Path of the copy of the previous keystore.
   returned: when O(backup=true) and the keystore was replaced
   type: str
-  sample: /opt/ekm/keystore/EKMKeys.jck.12345.2026-11-26@10:00:00~
+  sample: /opt/ekm/keystore/EKMKeys.jck.20261126T100000123456Z.bak
 keytool:
   description: How the host's keytool made the keys.
   returned: when O(backend=keytool) and keys were created
@@ -300,7 +301,7 @@ def main():
                         verify(module, path, new_data, password, key_password, keystore, missing)
                         result['verified_with_keytool'] = True
                     if existed and p['backup']:
-                        result['backup_file'] = module.backup_local(path)
+                        result['backup_file'] = _files.backup_copy(path)
                     # A replaced keystore keeps its mode (and, through atomic_write, its owner); a new one starts 0600.
                     mode = (os.stat(path).st_mode & 0o7777) if existed else 0o600
                     _files.atomic_write(path, new_data, mode=mode)

@@ -18,8 +18,10 @@ description:
   - A set that lacks an alias the current keystore holds, or holds a different key under one, would lose keys and
     every tape written with them. Such a set is refused, naming the aliases, unless O(allow_key_loss=true).
   - Before any file is replaced, the current file is kept as a copy beside it (see O(backup)). The new files are
-    then all written to temporary files next to their targets, flushed, and renamed into place; if a rename fails,
-    the files already renamed are put back.
+    then all written to temporary files next to their targets, with their owner, group and mode, and flushed; a
+    journal (C(.tapecrypt-restore.journal) beside the keystore) is written, and the files are renamed into place. If
+    a rename fails, the files already renamed are put back; if the run is killed between renames, the next run
+    completes the restore (or undoes it) before anything else, so old and restored files are never left mixed.
   - Files already equal to the set's are left alone; when all are, the task reports no change.
   - Stop the EKM server before a restore and start it afterwards; EKM rewrites C(KeyGroups.xml) and the drive table
     while it runs.
@@ -193,6 +195,22 @@ not_in_set:
   returned: success
   type: list
   elements: str
+recovered:
+  description: A restore that a kill interrupted between its renames, which this run completed (V(completed)) or
+    undid (V(rolled_back), when a staged file was lost) before anything else.
+  returned: when there was one
+  type: dict
+  sample: {action: completed, txid: 20260131T120501-1a2b3c4d, files: [/opt/ekm/KeyGroups.xml]}
+interrupted:
+  description: In check mode, an interrupted restore that the next run that is not in check mode completes first.
+  returned: when there is one
+  type: dict
+removed_stray_files:
+  description: Temporary files that killed tapecrypt.ekm runs left beside the files (only names starting with
+    C(.tapecrypt-); EKM's own temporary files are never touched).
+  returned: when there were any
+  type: list
+  elements: str
 '''
 
 from ansible.module_utils.basic import AnsibleModule
@@ -239,21 +257,31 @@ def main():
     )
     p = module.params
     targets = {role: p['%s_path' % role] for role in _backup.ROLES}
+    earlier = {}
     try:
+        earlier = _backup.finish_interrupted(targets, module.check_mode)
         set_path = p['source'] or _backup.find_set(p['dest'], p['site'], p['host'], p['set'])
         plan = _backup.plan_restore(set_path, targets, p['password'], p['allow_key_loss'])
-    except _backup.BackupError as exc:
-        module.fail_json(msg=str(exc))
+    except (_backup.BackupError, _files.FileError) as exc:
+        module.fail_json(msg=str(exc), changed=bool(earlier.get('recovered')), **earlier)
     result = plan_result(plan)
+    result.update(earlier)
     if plan.refusal:
         module.fail_json(msg=plan.refusal, **result)
-    result['changed'] = bool(plan.changed_names)
+    result['changed'] = bool(plan.changed_names or earlier.get('recovered'))
     for warning in plan.warnings:
         module.warn(warning)
-    if not module.check_mode and result['changed']:
+    if earlier.get('interrupted'):
+        module.warn('A previous restore was interrupted; the next run that is not in check mode completes it (or undoes '
+                    'it) first: %s.' % ', '.join(earlier['interrupted']['files']))
+    if not module.check_mode and plan.changed_names:
         try:
-            _installed, result['backup_files'] = _backup.apply_restore(plan, backup=p['backup'])
+            _installed, result['backup_files'] = _backup.apply_restore(
+                plan, backup=p['backup'], attributes=_files.FileAttributes.from_params(p),
+                prepare=lambda staged: module.set_fs_attributes_if_different(
+                    module.load_file_common_arguments(p, path=staged), False))
         except (_backup.BackupError, _files.FileError) as exc:
+            result['changed'] = bool(getattr(exc, 'changed', False) or earlier.get('recovered'))
             module.fail_json(msg=str(exc), **result)
     for f in plan.files:
         # Attributes apply to every restored file, changed or not, so a second run has nothing left to do.

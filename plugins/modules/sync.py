@@ -243,6 +243,12 @@ interrupted:
   description: In check mode, an interrupted install that the next real run will complete.
   returned: when there is one
   type: dict
+removed_stray_files:
+  description: Staged and temporary files that killed tapecrypt.ekm runs left beside the synced files (only names
+    starting with C(.tapecrypt-); EKM's own temporary files are never touched).
+  returned: when there were any
+  type: list
+  elements: str
 '''
 
 from ansible.module_utils.basic import AnsibleModule

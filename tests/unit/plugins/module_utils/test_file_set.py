@@ -89,8 +89,9 @@ def test_install_replaces_every_file_and_leaves_nothing(home):
     write_old(home)
     backups = install(home, backup=('EKMKeys.jck',))
     assert_new(home)
-    assert len(backups) == 1 and open(backups[0], 'rb').read() == OLD['EKMKeys.jck']
-    assert stat.S_IMODE(os.stat(backups[0]).st_mode) == 0o600
+    assert list(backups) == ['EKMKeys.jck']
+    assert open(backups['EKMKeys.jck'], 'rb').read() == OLD['EKMKeys.jck']
+    assert stat.S_IMODE(os.stat(backups['EKMKeys.jck']).st_mode) == 0o600
     assert_clean(home)
     # Replaced files keep their mode.
     assert {stat.S_IMODE(os.stat(p).st_mode) for p in paths(home).values()} == {0o640}

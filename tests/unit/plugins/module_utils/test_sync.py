@@ -18,7 +18,7 @@ import textwrap
 
 import pytest
 
-from ansible_collections.tapecrypt.ekm.plugins.module_utils import _jceks, _sync
+from ansible_collections.tapecrypt.ekm.plugins.module_utils import _files, _jceks, _sync
 
 PW = 'changeit-store'
 FAST = 1000  # PBE iterations in unit tests
@@ -438,14 +438,14 @@ def test_redundant_changing_between_plan_and_install(synced, monkeypatch):
 
 def test_transfer_damaged_on_the_way(synced, monkeypatch):
     add_keys(synced.pk(), [6])
-    real_stage = _sync._stage
+    real_read = _sync._read_transferred
 
     def damaged(name, source, *args):
         with open(source, 'r+b') as f:
             f.write(b'\xff')
-        return real_stage(name, source, *args)
+        return real_read(name, source, *args)
 
-    monkeypatch.setattr(_sync, '_stage', damaged)
+    monkeypatch.setattr(_sync, '_read_transferred', damaged)
     before = snapshot(synced.r)
     err = synced.fails()
     assert 'arrived damaged' in str(err)
@@ -466,7 +466,8 @@ def test_staged_keystore_is_verified_before_install(synced, monkeypatch):
 # Interrupted installs: the next run completes or rolls back; never a mix
 
 def _crash_on_call(monkeypatch, target, n):
-    real = getattr(_sync, target)
+    """Crash at the ``n``-th call of ``_files.<target>`` (where the install's steps are)."""
+    real = getattr(_files, target)
     count = {'n': 0}
 
     def wrapper(*args, **kwargs):
@@ -475,7 +476,7 @@ def _crash_on_call(monkeypatch, target, n):
             raise Crash()
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(_sync, target, wrapper)
+    monkeypatch.setattr(_files, target, wrapper)
 
 
 def _change_everything_on_primary(pair):
@@ -487,7 +488,7 @@ def _change_everything_on_primary(pair):
 def test_crash_while_staging_leaves_old_set_and_no_usable_strays(synced, monkeypatch):
     _change_everything_on_primary(synced)
     before = snapshot(synced.r)
-    _crash_on_call(monkeypatch, '_stage', 2)
+    _crash_on_call(monkeypatch, 'create_file', 2)
     with pytest.raises(Crash):
         synced.sync()
     monkeypatch.undo()
@@ -508,7 +509,7 @@ def test_crash_during_renames_next_run_completes(synced, monkeypatch, crash_at):
     """crash_at=1: journal written, nothing renamed yet; 2 and 3: between renames."""
     _change_everything_on_primary(synced)
     old_state = (synced.r / '.tapecrypt-sync.json').read_bytes()
-    _crash_on_call(monkeypatch, '_replace', crash_at)
+    _crash_on_call(monkeypatch, '_put_in_place', crash_at)
     with pytest.raises(Crash):
         synced.sync()
     monkeypatch.undo()
@@ -535,7 +536,7 @@ def test_crash_during_renames_next_run_completes(synced, monkeypatch, crash_at):
 def test_interrupted_install_with_a_lost_staged_file_rolls_back(synced, monkeypatch):
     _change_everything_on_primary(synced)
     before = snapshot(synced.r)
-    _crash_on_call(monkeypatch, '_replace', 2)
+    _crash_on_call(monkeypatch, '_put_in_place', 2)
     with pytest.raises(Crash):
         synced.sync()
     monkeypatch.undo()
@@ -555,7 +556,7 @@ def test_interrupted_install_with_a_lost_staged_file_rolls_back(synced, monkeypa
 
 def test_interrupted_install_then_file_changed_by_someone_else_stops_recovery(synced, monkeypatch):
     _change_everything_on_primary(synced)
-    _crash_on_call(monkeypatch, '_replace', 2)
+    _crash_on_call(monkeypatch, '_put_in_place', 2)
     with pytest.raises(Crash):
         synced.sync()
     monkeypatch.undo()
@@ -578,24 +579,76 @@ def test_state_written_only_after_complete_install(synced, monkeypatch):
     _change_everything_on_primary(synced)
     old_state = (synced.r / '.tapecrypt-sync.json').read_bytes()
     seen = []
-    real_replace = _sync._replace
+    real_replace = _files._put_in_place
 
     def watching(source, target):
         seen.append((os.path.basename(target), (synced.r / '.tapecrypt-sync.json').read_bytes() == old_state))
         return real_replace(source, target)
 
-    monkeypatch.setattr(_sync, '_replace', watching)
+    monkeypatch.setattr(_files, '_put_in_place', watching)
     synced.sync()
     assert [s for s in seen if not s[1]] == []
     assert sorted(s[0] for s in seen) == ['EKMKeys.jck', 'KeyGroups.xml', 'filedrive.table']
     assert (synced.r / '.tapecrypt-sync.json').read_bytes() != old_state
 
 
+def test_a_failed_rename_puts_the_redundant_back(synced, monkeypatch):
+    _change_everything_on_primary(synced)
+    before = snapshot(synced.r)
+    calls = []
+    real = _files._put_in_place
+
+    def flaky(source, target):
+        calls.append(target)
+        if len(calls) == 2:
+            raise OSError(5, 'Input/output error')
+        return real(source, target)
+
+    monkeypatch.setattr(_files, '_put_in_place', flaky)
+    err = synced.fails()
+    monkeypatch.undo()
+    assert 'put back; nothing was changed' in str(err)
+    after = snapshot(synced.r)
+    assert {n: v for n, v in after.items() if not n.endswith('.bak')} == before
+    assert synced.sync()['changed'] is True
+    assert_same_files(synced.p, synced.r)
+
+
+def test_a_failure_after_the_renames_reports_the_change(synced, monkeypatch):
+    _change_everything_on_primary(synced)
+    real = _sync._write_state
+
+    def full(*args):
+        raise OSError(28, 'No space left on device')
+
+    monkeypatch.setattr(_sync, '_write_state', full)
+    err = synced.fails()
+    monkeypatch.undo()
+    # Every file is in place; the redundant's result says so, and the next run records the state.
+    assert err.result['changed'] is True
+    assert sorted(err.result['changed_files']) == sorted(str(synced.r / n) for n in ('EKMKeys.jck', 'KeyGroups.xml',
+                                                                                   'filedrive.table'))
+    assert_same_files(synced.p, synced.r)
+    monkeypatch.setattr(_sync, '_write_state', real)
+    res = synced.sync()
+    assert res['recovered']['action'] == 'completed'
+    assert synced.sync()['changed'] is False
+
+
+def test_ekm_own_temporary_files_are_left_alone(synced, monkeypatch):
+    _change_everything_on_primary(synced)
+    (synced.r / '.KeyGroups.xml.4711.tmp').write_bytes(b"EKM's own")
+    (synced.r / '.tapecrypt-0123456789ab.KeyGroups.xml.tmp').write_bytes(b'left by a killed run')
+    res = synced.sync()
+    assert res['removed_stray_files'] == [str(synced.r / '.tapecrypt-0123456789ab.KeyGroups.xml.tmp')]
+    assert (synced.r / '.KeyGroups.xml.4711.tmp').read_bytes() == b"EKM's own"
+
+
 KILLED_INSTALL = textwrap.dedent('''
     import json, os, sys, time
     sys.path[:0] = json.loads(sys.argv[1])
-    from ansible_collections.tapecrypt.ekm.plugins.module_utils import _sync
-    real = _sync._replace
+    from ansible_collections.tapecrypt.ekm.plugins.module_utils import _files, _sync
+    real = _files._put_in_place
     calls = []
     def slow(source, target):
         calls.append(target)
@@ -603,7 +656,7 @@ KILLED_INSTALL = textwrap.dedent('''
             print('renamed-one', flush=True)
             time.sleep(60)
         return real(source, target)
-    _sync._replace = slow
+    _files._put_in_place = slow
     params, phase = json.loads(sys.argv[2]), json.loads(sys.argv[3])
     _sync.run_phase(dict(params, _sync=phase))
 ''')

@@ -6,6 +6,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import stat
 
 import pytest
@@ -152,6 +153,9 @@ def test_backup_keeps_the_previous_file(conf, capsys):
     assert os.path.dirname(backup) == str(conf.parent) and os.path.basename(backup).startswith(conf.name + '.')
     with open(backup, 'rb') as handle:
         assert handle.read() == ORIGINAL
+    # The project's own copy, not Ansible's generic one: private and named <file>.<UTC time>.bak.
+    assert stat.S_IMODE(os.stat(backup).st_mode) == 0o600
+    assert re.fullmatch(re.escape(conf.name) + r'\.\d{8}T\d{12}Z\.bak', os.path.basename(backup))
     again, _out = run(capsys, path=str(conf), backup=True, settings={'TransportListener.tcp.port': 3802})
     assert 'backup_file' not in again
     assert len(glob.glob(str(conf) + '.*')) == 1

@@ -84,6 +84,9 @@ def test_adding_a_range_keeps_every_entry_byte_for_byte(ks_path):
         assert ks.get(alias).body == body
     assert os.path.exists(res['backup_file'])
     assert {e.alias for e in load(res['backup_file']).entries} == set(old)
+    # The project's own copy, private from the start, not Ansible's generic backup_local.
+    assert stat.S_IMODE(os.stat(res['backup_file']).st_mode) == 0o600
+    assert res['backup_file'].startswith(str(ks_path) + '.') and res['backup_file'].endswith('Z.bak')
     assert 'keys: 5' in res['diff']['before'] and 'keys: 11' in res['diff']['after']
 
 

@@ -392,3 +392,74 @@ def test_a_file_changed_after_planning_stops_the_restore(server, monkeypatch):
                           % server.paths['config'])
     with open(server.paths['config'], 'rb') as f:
         assert f.read() == b'changed again by someone else'
+
+
+class Killed(BaseException):
+    """A kill: no ``except Exception`` cleanup runs."""
+
+
+@pytest.mark.parametrize('kill_at', [1, 2, 3])
+def test_a_restore_killed_between_renames_is_completed_by_the_next_run(server, monkeypatch, kill_at):
+    """kill_at=1: journal written, nothing renamed; 2 and 3: between renames. Never a mix of old and new files."""
+    from ansible_collections.tapecrypt.ekm.plugins.module_utils import _files
+    server.backup()
+    saved = server.state()
+    server.write('config', b'changed config')
+    server.write('keygroups', b'changed keygroups')
+    server.write('drivetable', b'changed drive table')
+    real = _files._put_in_place
+    calls = []
+
+    def killed(source, target):
+        calls.append(target)
+        if len(calls) == kill_at:
+            raise Killed()
+        return real(source, target)
+
+    monkeypatch.setattr(_files, '_put_in_place', killed)
+    with pytest.raises(Killed):
+        restore(server)
+    monkeypatch.undo()
+    journal = os.path.join(os.path.dirname(server.paths['keystore']), '.tapecrypt-restore.journal')
+    assert os.path.exists(journal)
+
+    res = restore(server, check_mode=True)
+    assert res['interrupted']['files'] and os.path.exists(journal)
+    res = restore(server)
+    assert res['recovered']['action'] == 'completed' and res['changed'] is True
+    assert not os.path.exists(journal)
+    current = server.state()
+    for path, (data, _mode) in saved.items():
+        assert current[path][0] == data, path
+    assert not [p for p in current if os.path.basename(p).startswith('.tapecrypt-')]
+    assert restore(server)['changed'] is False
+
+
+def test_owner_and_mode_are_set_before_the_files_are_renamed(server, monkeypatch):
+    from ansible_collections.tapecrypt.ekm.plugins.module_utils import _files
+    server.backup()
+    server.write('config', b'changed config')
+    seen = []
+    real = _files._put_in_place
+
+    def watch(source, target):
+        seen.append((os.path.basename(target), stat.S_IMODE(os.stat(source).st_mode)))
+        return real(source, target)
+
+    monkeypatch.setattr(_files, '_put_in_place', watch)
+    res = restore(server, mode='0640')
+    assert res['changed'] is True
+    assert seen == [('KeyManagerConfig.properties', 0o640)]
+
+
+def test_a_restore_leaves_ekm_temporary_files_alone_and_removes_its_own(server):
+    server.backup()
+    home = os.path.dirname(server.paths['config'])
+    ekm_own = os.path.join(home, '.KeyGroups.xml.4711.tmp')
+    ours = os.path.join(home, '.tapecrypt-0123456789ab.KeyGroups.xml.tmp')
+    for path in (ekm_own, ours):
+        with open(path, 'wb') as f:
+            f.write(b'x')
+    res = restore(server)
+    assert res['removed_stray_files'] == [ours]
+    assert os.path.exists(ekm_own)
