@@ -38,7 +38,7 @@ def paths(home):
             'filedrive.table': str(home / 'filedrive.table')}
 
 
-def write_old(home, names=OLD):
+def write_old(home, names=tuple(OLD)):
     for name, path in paths(home).items():
         if name in names:
             with open(path, 'wb') as f:
