@@ -9,7 +9,8 @@ class ModuleDocFragment:
 
     Fragments merge so that whatever is merged first wins: a module's own ``attributes`` entries
     override these, and of two variants listed together the first one counts. Use exactly one
-    variant per module; override single entries (or add ``details``) in the module itself.
+    variant per module; override single entries (or add ``details``) in the module itself. ``ACTION_GROUP``
+    adds the one attribute it names and goes with either variant.
     """
 
     # Modules that change a file on the managed host: tapecrypt.ekm.attributes
@@ -64,4 +65,15 @@ attributes:
     description: The target systems the module runs on.
     support: full
     platforms: posix
+'''
+
+    # Modules of the action group "ekm" (meta/runtime.yml): tapecrypt.ekm.attributes.action_group, besides a variant
+    ACTION_GROUP = r'''
+options: {}
+attributes:
+  action_group:
+    description: Use C(group/tapecrypt.ekm.ekm) in C(module_defaults) to set defaults for this module.
+    support: full
+    membership:
+      - tapecrypt.ekm.ekm
 '''

@@ -27,6 +27,7 @@ author:
 extends_documentation_fragment:
   - ansible.builtin.files
   - tapecrypt.ekm.attributes
+  - tapecrypt.ekm.attributes.action_group
 attributes:
   diff_mode:
     details:

@@ -20,10 +20,15 @@ description:
     M(tapecrypt.ekm.backup)) and copy it to the redundant EKM (see M(tapecrypt.ekm.sync)).
 author:
   - tapecrypt.ekm contributors (!UNKNOWN)
+requirements:
+  - The Python library C(cryptography) on the managed host, to create keys - O(backend=python) seals them with it,
+    O(backend=keytool) carries them to keytool in a PKCS#12 file it encrypts with it. The task fails with a message
+    saying so when it is missing and O(generate=true); O(generate=false) needs no cryptography.
 extends_documentation_fragment:
   - ansible.builtin.files
   - tapecrypt.ekm.keystore
   - tapecrypt.ekm.attributes
+  - tapecrypt.ekm.attributes.action_group
 options:
   password:
     required: true
@@ -200,6 +205,7 @@ import tempfile
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.tapecrypt.ekm.plugins.module_utils import _aliases, _files, _jceks, _keystore, _keytool
+from ansible_collections.tapecrypt.ekm.plugins.module_utils._requirements import require_cryptography
 
 
 def requested_aliases(module):
@@ -255,6 +261,8 @@ def main():
                          % (_jceks.MIN_ITERATION_COUNT, _jceks.MAX_ITERATION_COUNT, p['iteration_count']))
     if os.path.isdir(path):
         module.fail_json(msg='path %s is a directory; give the keystore file, for example %s/EKMKeys.jck.' % (path, path))
+    if p['generate']:
+        require_cryptography(module, 'to create keys (sealed by backend=python, or carried to keytool in a PKCS#12 file)')
     wanted = requested_aliases(module)
     if not wanted:
         module.fail_json(msg='Nothing to ensure: give at least one range or alias.')

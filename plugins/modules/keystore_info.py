@@ -18,9 +18,13 @@ description:
   - Key material is never returned.
 author:
   - tapecrypt.ekm contributors (!UNKNOWN)
+requirements:
+  - The Python library C(cryptography) on the managed host, only with O(fingerprints=true) (listing and the integrity
+    check need none). The task fails with a message saying so when it is missing.
 extends_documentation_fragment:
   - tapecrypt.ekm.keystore
   - tapecrypt.ekm.attributes.info_module
+  - tapecrypt.ekm.attributes.action_group
 options:
   password:
     description:
@@ -146,6 +150,7 @@ keystore:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.tapecrypt.ekm.plugins.module_utils import _jceks, _keystore
+from ansible_collections.tapecrypt.ekm.plugins.module_utils._requirements import require_cryptography
 
 
 def main():
@@ -161,6 +166,8 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
+    if p['fingerprints']:
+        require_cryptography(module, 'to decrypt keys for fingerprints=true')
     key_password = p['key_password'] if p['key_password'] is not None else p['password']
     try:
         keystore, data = _keystore.read(p['path'], p['password'])

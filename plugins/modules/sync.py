@@ -31,9 +31,14 @@ description:
     C(delegate_to) would; nothing needs to run on the controller beyond Ansible.
 author:
   - tapecrypt.ekm contributors (!UNKNOWN)
+requirements:
+  - The Python library C(cryptography) on both servers, when keys whose stored bytes differ have to be decrypted and
+    compared (keystores copied by this module never need it). The task fails with a message saying so when it is
+    missing.
 extends_documentation_fragment:
   - ansible.builtin.files
   - tapecrypt.ekm.attributes
+  - tapecrypt.ekm.attributes.action_group
 attributes:
   check_mode:
     support: full
@@ -254,6 +259,7 @@ removed_stray_files:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.tapecrypt.ekm.plugins.module_utils import _sync
+from ansible_collections.tapecrypt.ekm.plugins.module_utils._requirements import require_cryptography
 
 ATTRIBUTE_OPTIONS = _sync.ATTRIBUTE_OPTIONS
 
@@ -269,6 +275,8 @@ def main():
         file_args = module.load_file_common_arguments(module.params, path=path)
         return module.set_fs_attributes_if_different(file_args, changed)
 
+    if (module.params['_sync'] or {}).get('phase') == 'fingerprints':
+        require_cryptography(module, 'to compare keys whose stored bytes differ between the servers')
     wants_attributes = any(module.params.get(k) is not None for k in ATTRIBUTE_OPTIONS)
     try:
         result = _sync.run_phase(module.params, module.check_mode, attributes if wants_attributes else None)
