@@ -267,6 +267,7 @@ ATTRIBUTE_OPTIONS = _sync.ATTRIBUTE_OPTIONS
 def main():
     module = AnsibleModule(
         argument_spec=dict(_sync.ARGUMENT_SPEC, _sync=dict(type='dict')),
+        required_by=_sync.REQUIRED_BY,
         add_file_common_args=True,
         supports_check_mode=True,
     )

@@ -145,7 +145,7 @@ def test_conflict_and_bad_arguments_fail_clearly(lab):
     assert unknown['failed'] is True and 'not a host in the inventory' in unknown['msg']
     assert itself['failed'] is True and 'the host this task runs against' in itself['msg']
     assert internal['failed'] is True and '_sync' in internal['msg']
-    assert lonely['failed'] is True and 'drivetable_path is not' in lonely['msg']
+    assert lonely['failed'] is True and "required by 'primary_drivetable_path': drivetable_path" in lonely['msg']
     assert (lab.r / 'EKMKeys.jck').read_bytes() == before
     assert sorted(os.listdir(lab.r)) == ['EKMKeys.jck']
 

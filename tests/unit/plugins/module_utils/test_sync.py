@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The sync decisions and the install, driven in-process: both "servers" are directories.
 
-``Pair.sync()`` wires ``_sync.Sync`` to ``_sync.run_phase`` exactly as the action plugin wires
+``Pair.sync()`` wires ``_sync_plan.Sync`` (controller) to ``_sync.run_phase`` (host) exactly as the action plugin wires
 it to the module on two hosts (results go through JSON, as they do over a connection).
 """
 from __future__ import annotations
@@ -19,6 +19,7 @@ import textwrap
 import pytest
 
 from ansible_collections.tapecrypt.ekm.plugins.module_utils import _files, _jceks, _sync
+from ansible_collections.tapecrypt.ekm.plugins.plugin_utils import _sync_plan
 
 PW = 'changeit-store'
 FAST = 1000  # PBE iterations in unit tests
@@ -113,7 +114,7 @@ class Pair:
             path.write_bytes(data)
             return str(path)
 
-        run = _sync.Sync(caller('primary', p_params), caller('redundant', r_params), transfer, 'ekm1', force=force,
+        run = _sync_plan.Sync(caller('primary', p_params), caller('redundant', r_params), transfer, 'ekm1', force=force,
                          check_mode=check_mode, diff=True)
         return run.run()
 
@@ -730,7 +731,7 @@ def test_no_change_sync_of_10000_keys_decrypts_nothing_and_moves_nothing(pair, m
 def test_compare_entries():
     p = {'a': ['secret', '1'], 'b': ['secret', '2'], 'c': ['trusted', '3'], 'd': ['secret', '4']}
     r = {'a': ['secret', '1'], 'b': ['secret', 'x'], 'c': ['trusted', 'y'], 'e': ['secret', '5']}
-    assert _sync.compare_entries(p, r) == (['d'], ['e'], ['c'], ['b'])
+    assert _sync_plan.compare_entries(p, r) == (['d'], ['e'], ['c'], ['b'])
 
 
 def test_plan_statuses():
@@ -740,12 +741,12 @@ def test_plan_statuses():
     primary = inv(keystore='k2', keygroups='g2', drivetable='d1')
     redundant = inv(keystore='k1', keygroups='g1', drivetable='d1')
     redundant['state'] = {'version': 1, 'files': {'keygroups': {'path': '/r/keygroups', 'sha256': 'g1'}}}
-    decision = _sync.plan(primary, redundant, False, {'added': ['x'], 'extra': [], 'different': []})
+    decision = _sync_plan.plan(primary, redundant, False, {'added': ['x'], 'extra': [], 'different': []})
     assert {n: d['status'] for n, d in decision['drift'].items()} == {
         'keystore': 'primary_changed', 'keygroups': 'primary_changed', 'drivetable': 'same'}
     assert decision['travel'] == ['keystore', 'keygroups'] and decision['conflicts'] == []
     redundant['state']['files']['keygroups']['path'] = '/elsewhere'
-    decision = _sync.plan(primary, redundant, False, {'added': [], 'extra': [], 'different': []})
+    decision = _sync_plan.plan(primary, redundant, False, {'added': [], 'extra': [], 'different': []})
     assert decision['drift']['keygroups']['status'] == 'untracked_difference'
     assert decision['travel'] == ['keystore']
 
