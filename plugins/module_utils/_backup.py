@@ -244,14 +244,18 @@ def validate_manifest(manifest, password=None):
             raise BackupError('the manifest was altered, or it was written with another keystore password')
 
 
-def read_manifest(set_path, password=None):
-    path = os.path.join(set_path, MANIFEST_NAME)
+def _read_set_file(set_path, name):
+    """The bytes of the file ``name`` of a set, read back from the device; BackupError when missing or unreadable."""
     try:
-        data = _read_back(path)
+        return _read_back(os.path.join(set_path, name))
     except FileNotFoundError:
-        raise BackupError('%s is missing' % MANIFEST_NAME)
+        raise BackupError('%s is missing' % name)
     except OSError as exc:
-        raise BackupError('%s cannot be read: %s' % (MANIFEST_NAME, _reason(exc)))
+        raise BackupError('%s cannot be read: %s' % (name, _reason(exc)))
+
+
+def read_manifest(set_path, password=None):
+    data = _read_set_file(set_path, MANIFEST_NAME)
     try:
         manifest = json.loads(data.decode('utf-8'))
     except (UnicodeDecodeError, ValueError) as exc:
@@ -298,13 +302,7 @@ def verify_files(set_path, manifest):
     """Every file the manifest lists, read back and checked for size and sha256; returns name -> bytes."""
     data = {}
     for name, info in sorted(manifest['files'].items()):
-        path = os.path.join(set_path, name)
-        try:
-            content = _read_back(path)
-        except FileNotFoundError:
-            raise BackupError('%s is missing' % name)
-        except OSError as exc:
-            raise BackupError('%s cannot be read: %s' % (name, _reason(exc)))
+        content = _read_set_file(set_path, name)
         if len(content) != info['size']:
             raise BackupError('%s has %d bytes, the manifest records %d' % (name, len(content), info['size']))
         sha = _files.sha256_bytes(content)
@@ -359,7 +357,9 @@ def _set_name(host_dir, when):
 
 
 def _remove_tree(path):
+    """Remove a directory tree; whether it is gone (a failure part-way leaves the rest for the next run)."""
     shutil.rmtree(path, ignore_errors=True)
+    return not os.path.lexists(path)
 
 
 def remove_leftovers(host_dir, now_ts=None):
@@ -374,16 +374,22 @@ def remove_leftovers(host_dir, now_ts=None):
         # A half-pruned set was already chosen for removal; a young partial may be another run's.
         if match.group(2) == 'partial' and now_ts - os.lstat(path).st_mtime < STALE_SECONDS:
             continue
-        _remove_tree(path)
-        removed.append(path)
+        if _remove_tree(path):
+            removed.append(path)
     return removed
 
 
 def prune(host_dir, sets, keep, protect):
-    """Remove the verified sets after the ``keep`` newest, never one whose path is in ``protect``."""
-    pruned = []
+    """Remove the verified sets after the ``keep`` newest, never one whose path is in ``protect``.
+
+    Returns ``(removed set paths, [(set path, leftover path)])``. A set is renamed to
+    ``.<name>.pruning`` first, so it stops counting as a set at once; one whose removal then fails
+    part-way is not reported as removed but as a leftover, which the next run removes
+    (``remove_leftovers``).
+    """
+    pruned, left = [], []
     if not keep:
-        return pruned
+        return pruned, left
     for item in sets[keep:]:
         if item.path in protect:
             continue
@@ -394,9 +400,11 @@ def prune(host_dir, sets, keep, protect):
             _files.fsync_dir(host_dir)
         except OSError as exc:
             raise BackupError('Cannot remove the old backup set %s: %s.' % (item.path, _reason(exc)))
-        _remove_tree(doomed)
-        pruned.append(item.path)
-    return pruned
+        if _remove_tree(doomed):
+            pruned.append(item.path)
+        else:
+            left.append((item.path, doomed))
+    return pruned, left
 
 
 def write_set(host_dir, files, keystore, password, site, host, when):
@@ -476,6 +484,40 @@ def backup(paths, password, dest, site, host, keep=None, protected_paths=(), che
     check_label('host', host)
     if keep is not None and keep < 1:
         raise BackupError('keep must be at least 1 (the newest set is never removed); got %d.' % keep)
+    host_dir = _host_dir(paths, dest, site, host, protected_paths)
+    files, keystore = read_sources(paths, password)
+    current = content_of(files)
+    result = {'changed': False, 'created': False, 'set_path': None, 'manifest': None, 'sets': [], 'pruned': [],
+              'invalid_sets': [], 'removed_leftovers': [], 'warnings': [],
+              'diff': {'before': '', 'after': content_text(current, len(keystore.entries))}}
+    with contextlib.ExitStack() as stack:
+        if os.path.isdir(host_dir) or not check_mode:
+            _make_dir(host_dir)
+            stack.enter_context(_locked(host_dir))
+        sets, newest, unchanged = _newest_set(host_dir, password, current, result, check_mode)
+        if check_mode:
+            return _check_mode_result(result, sets, newest if unchanged else None, keep)
+        result['removed_leftovers'] = remove_leftovers(host_dir)
+        if unchanged:
+            path, manifest = newest.path, newest.manifest
+        else:
+            path, manifest = write_set(host_dir, files, keystore, password, site, host, (now or _now)())
+            result['created'] = result['changed'] = True
+            sets = _sets_led_by(host_dir, password, path, result)
+        result['pruned'], left = prune(host_dir, sets, keep, {path})
+        for set_path, doomed in left:
+            result['warnings'].append('The old backup set %s is no longer a usable set, but removing its files failed '
+                                      'part-way; what is left (%s) is removed by the next backup run.' % (set_path, doomed))
+        gone = set(result['pruned']) | {set_path for set_path, _doomed in left}
+        result['changed'] = result['changed'] or bool(gone)
+        result['set_path'] = path
+        result['manifest'] = public_manifest(manifest)
+        result['sets'] = [s.path for s in sets if s.path not in gone]
+    return result
+
+
+def _host_dir(paths, dest, site, host, protected_paths):
+    """``<dest>/<site>/<host>``, refused when it lies inside a protected directory or one of the backed-up files'."""
     source_dirs = [os.path.dirname(os.path.abspath(p)) for p in paths.values() if p]
     protected = [p for p in protected_paths if p] + source_dirs
     check_dest(dest, protected)
@@ -484,67 +526,60 @@ def backup(paths, password, dest, site, host, keep=None, protected_paths=(), che
         _files.ensure_not_inside(host_dir, protected)
     except _files.FileError as exc:
         raise BackupError('Refusing to back up into %s: %s Nothing was backed up.' % (host_dir, exc))
-    files, keystore = read_sources(paths, password)
-    current = content_of(files)
-    result = {'changed': False, 'created': False, 'set_path': None, 'manifest': None, 'sets': [], 'pruned': [],
-              'invalid_sets': [], 'removed_leftovers': [], 'warnings': [],
-              'diff': {'before': '', 'after': content_text(current, len(keystore.entries))}}
+    return host_dir
 
-    with contextlib.ExitStack() as stack:
-        if os.path.isdir(host_dir):
-            stack.enter_context(_locked(host_dir))
-        elif not check_mode:
-            try:
-                os.makedirs(host_dir, 0o700, exist_ok=True)
-            except OSError as exc:
-                raise BackupError('Cannot create the backup directory %s: %s. Nothing was backed up.' % (host_dir, _reason(exc)))
-            stack.enter_context(_locked(host_dir))
-        sets, invalid = list_sets(host_dir, password)
-        result['invalid_sets'] = [{'path': p, 'reason': r} for p, r in invalid]
-        newest = sets[0] if sets else None
-        if newest is not None:
-            result['diff']['before'] = content_text(manifest_content(newest.manifest), newest.manifest['keystore']['count'])
-            result['diff']['before_header'] = newest.path
-        unchanged = False
-        if newest is not None and manifest_content(newest.manifest) == current:
-            try:
-                verify_files(newest.path, newest.manifest)
-                unchanged = True
-            except BackupError as exc:
-                result['warnings'].append('The newest backup set %s no longer matches its manifest (%s); a new set %s made.'
-                                          % (newest.path, exc, 'would be' if check_mode else 'was'))
-        if check_mode:
-            result['created'] = result['changed'] = not unchanged
-            if unchanged:
-                result['set_path'] = newest.path
-                result['manifest'] = public_manifest(newest.manifest)
-                would_keep = sets
-            else:
-                would_keep = [None] + sets
-            result['sets'] = [s.path for s in would_keep if s is not None]
-            if keep:
-                result['pruned'] = [s.path for s in would_keep[keep:] if s is not None]
-                result['changed'] = result['changed'] or bool(result['pruned'])
-            return result
 
-        result['removed_leftovers'] = remove_leftovers(host_dir)
-        if unchanged:
-            path, manifest = newest.path, newest.manifest
-        else:
-            path, manifest = write_set(host_dir, files, keystore, password, site, host, (now or _now)())
-            result['created'] = result['changed'] = True
-            sets, invalid = list_sets(host_dir, password)
-            result['invalid_sets'] = [{'path': p, 'reason': r} for p, r in invalid]
-            # The set just made leads the list even if the clock once ran ahead, so pruning can never take it.
-            sets = [s for s in sets if s.path == path] + [s for s in sets if s.path != path]
-            if not sets or sets[0].path != path:
-                raise BackupError('The new backup set %s does not list as a verified set; no old set was removed.' % path)
-        result['pruned'] = prune(host_dir, sets, keep, {path})
+def _make_dir(host_dir):
+    try:
+        os.makedirs(host_dir, 0o700, exist_ok=True)
+    except OSError as exc:
+        raise BackupError('Cannot create the backup directory %s: %s. Nothing was backed up.' % (host_dir, _reason(exc)))
+
+
+def _newest_set(host_dir, password, current, result, check_mode):
+    """``(sets, newest, unchanged)``: the verified sets, the newest, and whether it already holds ``current``."""
+    sets, invalid = list_sets(host_dir, password)
+    result['invalid_sets'] = [{'path': p, 'reason': r} for p, r in invalid]
+    newest = sets[0] if sets else None
+    if newest is None:
+        return sets, None, False
+    result['diff']['before'] = content_text(manifest_content(newest.manifest), newest.manifest['keystore']['count'])
+    result['diff']['before_header'] = newest.path
+    if manifest_content(newest.manifest) != current:
+        return sets, newest, False
+    try:
+        verify_files(newest.path, newest.manifest)
+    except BackupError as exc:
+        result['warnings'].append('The newest backup set %s no longer matches its manifest (%s); a new set %s made.'
+                                  % (newest.path, exc, 'would be' if check_mode else 'was'))
+        return sets, newest, False
+    return sets, newest, True
+
+
+def _check_mode_result(result, sets, kept, keep):
+    """What the run would do: a new set unless ``kept`` (the newest, unchanged) serves, and the sets pruned."""
+    result['created'] = result['changed'] = kept is None
+    if kept is not None:
+        result['set_path'] = kept.path
+        result['manifest'] = public_manifest(kept.manifest)
+        would_keep = sets
+    else:
+        would_keep = [None] + sets
+    result['sets'] = [s.path for s in would_keep if s is not None]
+    if keep:
+        result['pruned'] = [s.path for s in would_keep[keep:] if s is not None]
         result['changed'] = result['changed'] or bool(result['pruned'])
-        result['set_path'] = path
-        result['manifest'] = public_manifest(manifest)
-        result['sets'] = [s.path for s in sets if s.path not in result['pruned']]
     return result
+
+
+def _sets_led_by(host_dir, password, path, result):
+    """The verified sets with the one just made first (even if the clock once ran ahead), so pruning never takes it."""
+    sets, invalid = list_sets(host_dir, password)
+    result['invalid_sets'] = [{'path': p, 'reason': r} for p, r in invalid]
+    sets = [s for s in sets if s.path == path] + [s for s in sets if s.path != path]
+    if not sets or sets[0].path != path:
+        raise BackupError('The new backup set %s does not list as a verified set; no old set was removed.' % path)
+    return sets
 
 
 @contextlib.contextmanager

@@ -134,24 +134,15 @@ def create_file(path, data, mode=DEFAULT_MODE, after_write=None):
 # The owner, group and mode policy
 
 
-def _user_id(owner):
-    if isinstance(owner, int) or str(owner).isdigit():
-        return int(owner)
+def _account_id(kind, value):
+    """The numeric id of a user (``kind`` 'user') or group ('group') given by name or number."""
+    if isinstance(value, int) or str(value).isdigit():
+        return int(value)
     try:
-        return pwd.getpwnam(owner).pw_uid
+        return pwd.getpwnam(value).pw_uid if kind == 'user' else grp.getgrnam(value).gr_gid
     except KeyError:
-        raise FileError('There is no user %r on this host to own the file; create it first (the tapecrypt.ekm.server '
-                        'role does) or give another owner. Nothing was changed.' % owner) from None
-
-
-def _group_id(group):
-    if isinstance(group, int) or str(group).isdigit():
-        return int(group)
-    try:
-        return grp.getgrnam(group).gr_gid
-    except KeyError:
-        raise FileError('There is no group %r on this host for the file; create it first (the tapecrypt.ekm.server '
-                        'role does) or give another group. Nothing was changed.' % group) from None
+        raise FileError('There is no %s %r on this host for the file; create it first (the tapecrypt.ekm.server role '
+                        'does) or give another one. Nothing was changed.' % (kind, value)) from None
 
 
 def parse_mode(mode):
@@ -191,8 +182,8 @@ class FileAttributes:
 
         ``replaced`` is the ``os.stat`` of the file it replaces, or None.
         """
-        uid = _user_id(self.owner) if self.owner is not None else (replaced.st_uid if replaced else -1)
-        gid = _group_id(self.group) if self.group is not None else (replaced.st_gid if replaced else -1)
+        uid = _account_id('user', self.owner) if self.owner is not None else (replaced.st_uid if replaced else -1)
+        gid = _account_id('group', self.group) if self.group is not None else (replaced.st_gid if replaced else -1)
         current = os.fstat(fd)
         if (uid in (-1, current.st_uid)) and (gid in (-1, current.st_gid)):
             pass

@@ -165,6 +165,29 @@ def test_keep_prunes_the_oldest_sets_and_never_the_newest(server, dest):
     assert last['sets'] == [made[3]['set_path']]
 
 
+def test_a_set_whose_removal_fails_is_not_reported_as_pruned(server, dest, monkeypatch):
+    now = clock()
+    made = []
+    for n in range(2):
+        with open(server['config'], 'a') as f:
+            f.write('# change %d\n' % n)
+        made.append(run(server, dest, now=now))
+    host_dir = os.path.join(dest, 'dc1', 'ekm1')
+    # A file that cannot be removed (a read-only filesystem, an immutable flag): rmtree gives up part-way.
+    monkeypatch.setattr(_backup.shutil, 'rmtree', lambda path, ignore_errors=False: None)
+    res = run(server, dest, now=now, keep=1)
+    monkeypatch.undo()
+    # The set was renamed aside (a change), but it is not reported removed.
+    assert res['pruned'] == [] and res['changed'] is True
+    assert res['sets'] == [made[1]['set_path']]
+    doomed = os.path.join(host_dir, '.%s.pruning' % os.path.basename(made[0]['set_path']))
+    assert any(made[0]['set_path'] in w and doomed in w for w in res['warnings'])
+    # No longer a set; the next run removes what is left, and reports it as a leftover, not as a pruned set.
+    again = run(server, dest, now=now, keep=1)
+    assert again['removed_leftovers'] == [doomed] and again['pruned'] == []
+    assert sorted(os.listdir(host_dir)) == [os.path.basename(made[1]['set_path'])]
+
+
 def test_keep_below_one_is_refused(server, dest):
     with pytest.raises(BackupError, match='keep must be at least 1'):
         run(server, dest, keep=0)
