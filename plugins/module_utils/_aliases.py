@@ -67,14 +67,6 @@ def _ekm_range_text(prefix, first, last):
     return '%s%0*X-%0*X' % (prefix.upper(), width, first, width, last)
 
 
-def sequential_alias(prefix: str, n: int) -> str:
-    """The sequential alias for counter ``n`` under ``prefix``: ``prefix + '%018x' % n``, lower-case."""
-    context = 'Sequential alias for prefix %r and counter %r' % (prefix, n)
-    prefix = _check_prefix(prefix, context)
-    _check_counter(n, context)
-    return '%s%018x' % (prefix, n)
-
-
 def normalize_alias(alias: str) -> str:
     """Validate an alias of either form and return it lower-case."""
     if not isinstance(alias, str):
@@ -164,16 +156,6 @@ class AliasRange:
     def to_ekm(self) -> str:
         """EKM symmetricKeySet range syntax, e.g. ``DCA001-1FF``; both counters padded to the same width."""
         return _ekm_range_text(self.prefix, self.first, self.last)
-
-    def as_dict(self) -> dict:
-        return {
-            'prefix': self.prefix.upper(),
-            'first': self.first,
-            'last': self.last,
-            'count': self.count,
-            'first_alias': self.first_alias,
-            'last_alias': self.last_alias,
-        }
 
 
 def _describe(spec):
@@ -288,7 +270,7 @@ def _check_overlaps(ranges):
         # later one, it also overlaps every range that starts in between.
         group = sorted(group)
         for earlier, later in zip(group, group[1:]):
-            if later.first <= earlier.last:
+            if earlier.overlaps(later):
                 raise AliasError('Alias ranges %s and %s overlap: both contain %s.'
                                  % (earlier.to_ekm(), later.to_ekm(), later.first_alias))
 

@@ -302,10 +302,6 @@ class PropertiesFile:
         entries = self._entries(key)
         return entries[-1].value if entries else None
 
-    def keys(self) -> list[str]:
-        """Every key once, in the order of its first occurrence."""
-        return list(dict.fromkeys(item.key for item in self._entries()))
-
     def duplicates(self, key: str) -> list[int]:
         """The line numbers defining ``key`` when it is defined more than once, else an empty list."""
         numbers = [item.lineno for item in self._entries(key)]
@@ -323,9 +319,10 @@ class PropertiesFile:
         entries = self._entries(key)
         if entries and entries[-1].value == value:
             return False
-        if len(entries) > 1:
+        duplicates = self.duplicates(key)
+        if duplicates:
             raise PropertiesError('cannot change %r: it is defined on %s; remove the duplicate first.'
-                                  % (key, _line_list(item.lineno for item in entries)))
+                                  % (key, _line_list(duplicates)))
         lines = []
         for item in self._items:
             lines.extend(item.rewritten(escape_value(value)) if entries and item is entries[0] else item.lines)
