@@ -28,8 +28,9 @@ import time
 from ansible_collections.tapecrypt.ekm.plugins.module_utils import _files, _jceks, _keystore
 from ansible_collections.tapecrypt.ekm.plugins.module_utils._aliases import compress
 
-ROLES = ('keystore', 'config', 'keygroups', 'drivetable')
-ROLE_TITLES = {
+# The kinds of file a backup set holds. The manifest (format 1) stores a file's kind under the key 'role'.
+FILE_KINDS = ('keystore', 'config', 'keygroups', 'drivetable')
+FILE_TITLES = {
     'keystore': 'keystore',
     'config': 'configuration file',
     'keygroups': 'key-group file',
@@ -107,10 +108,10 @@ def secret_ranges(keystore):
 
 
 class SourceFile:
-    """One EKM file as read for a backup: its role, where it lives, its name in the set and its bytes."""
+    """One EKM file as read for a backup: its kind, where it lives, its name in the set and its bytes."""
 
-    def __init__(self, role, path, data):
-        self.role = role
+    def __init__(self, kind, path, data):
+        self.kind = kind
         self.path = path
         self.name = os.path.basename(os.path.normpath(path))
         self.data = data
@@ -121,7 +122,7 @@ class SourceFile:
 
 
 def read_sources(paths, password):
-    """Read the EKM files named by ``paths`` (role -> path; None for files not backed up).
+    """Read the EKM files named by ``paths`` (kind -> path; None for files not backed up).
 
     The keystore must exist and open with ``password``; the other files may be absent. Returns
     ``(files, keystore)``. The reads happen under the keystore directory's lock, so a
@@ -131,39 +132,39 @@ def read_sources(paths, password):
         raise BackupError('keystore_path is required: a backup set without the keystore would not hold the keys.')
     files = []
     names = {}
-    for role in ROLES:
-        path = paths.get(role)
+    for kind in FILE_KINDS:
+        path = paths.get(kind)
         if not path:
             continue
         name = os.path.basename(os.path.normpath(path))
         if name == MANIFEST_NAME:
             raise BackupError('%s cannot be backed up under its own name: %s is the name of the set\'s manifest.' % (path, name))
         if name in names:
-            other_role, other_path = names[name]
+            other_kind, other_path = names[name]
             raise BackupError('The %s %s and the %s %s have the same file name %s; a backup set keeps files by name, so '
-                              'they cannot both be backed up.' % (ROLE_TITLES[other_role], other_path, ROLE_TITLES[role], path, name))
-        names[name] = (role, path)
+                              'they cannot both be backed up.' % (FILE_TITLES[other_kind], other_path, FILE_TITLES[kind], path, name))
+        names[name] = (kind, path)
     try:
         with _files.DirLock(paths['keystore']):
             keystore, ks_data = _keystore.read(paths['keystore'], password)
             if keystore is None:
                 raise BackupError('The keystore %s does not exist; there is nothing to back up.' % paths['keystore'])
-            for role in ROLES:
-                path = paths.get(role)
+            for kind in FILE_KINDS:
+                path = paths.get(kind)
                 if not path:
                     continue
-                data = ks_data if role == 'keystore' else _files.read_bytes(path)
-                files.append(SourceFile(role, path, data))
+                data = ks_data if kind == 'keystore' else _files.read_bytes(path)
+                files.append(SourceFile(kind, path, data))
     except (_keystore.KeystoreError, _files.FileError) as exc:
         raise BackupError('%s Nothing was backed up.' % exc)
     return files, keystore
 
 
 def content_of(files):
-    """What the idempotence check compares: names, roles, hashes and sizes, and which files are absent."""
-    present = {f.name: {'role': f.role, 'sha256': _files.sha256_bytes(f.data), 'size': len(f.data)}
+    """What the idempotence check compares: names, kinds, hashes and sizes, and which files are absent."""
+    present = {f.name: {'role': f.kind, 'sha256': _files.sha256_bytes(f.data), 'size': len(f.data)}
                for f in files if f.present}
-    absent = {f.name: f.role for f in files if not f.present}
+    absent = {f.name: f.kind for f in files if not f.present}
     return present, absent
 
 
@@ -214,13 +215,13 @@ def validate_manifest(manifest, password=None):
     files = manifest.get('files')
     if not isinstance(files, dict) or not files:
         raise BackupError('the manifest lists no files')
-    roles = set()
+    kinds = set()
     for name, info in files.items():
         if not name or '/' in name or name in ('.', '..', MANIFEST_NAME) or not isinstance(info, dict):
             raise BackupError('the manifest lists a file with an impossible name %r' % name)
-        if info.get('role') not in ROLES or info['role'] in roles:
+        if info.get('role') not in FILE_KINDS or info['role'] in kinds:
             raise BackupError('the manifest gives %s the role %r' % (name, info.get('role')))
-        roles.add(info['role'])
+        kinds.add(info['role'])
         if not isinstance(info.get('sha256'), str) or not _HEX64_RE.match(info['sha256']):
             raise BackupError('the manifest has no valid sha256 for %s' % name)
         if not isinstance(info.get('size'), int) or isinstance(info['size'], bool) or info['size'] < 0:
@@ -229,9 +230,9 @@ def validate_manifest(manifest, password=None):
     if not isinstance(absent, dict):
         raise BackupError('the manifest\'s "absent" is not an object')
     for name, info in absent.items():
-        if not isinstance(info, dict) or info.get('role') not in ROLES or info['role'] in roles or name in files:
+        if not isinstance(info, dict) or info.get('role') not in FILE_KINDS or info['role'] in kinds or name in files:
             raise BackupError('the manifest records %r as absent in an impossible way' % name)
-        roles.add(info['role'])
+        kinds.add(info['role'])
     ks = manifest.get('keystore')
     if not isinstance(ks, dict) or ks.get('file') not in files or files[ks['file']]['role'] != 'keystore':
         raise BackupError('the manifest does not name the keystore file')
@@ -432,11 +433,11 @@ def write_set(host_dir, files, keystore, password, site, host, when):
         }
         for item in files:
             if item.present:
-                manifest['files'][item.name] = {'role': item.role, 'sha256': _files.sha256_bytes(item.data),
+                manifest['files'][item.name] = {'role': item.kind, 'sha256': _files.sha256_bytes(item.data),
                                                 'size': len(item.data), 'source': item.path}
             else:
-                manifest['absent'][item.name] = {'role': item.role, 'source': item.path}
-        ks_file = [f.name for f in files if f.role == 'keystore'][0]
+                manifest['absent'][item.name] = {'role': item.kind, 'source': item.path}
+        ks_file = [f.name for f in files if f.kind == 'keystore'][0]
         manifest['keystore'] = {'file': ks_file, 'count': len(keystore.entries), 'digest': _keystore.digest(keystore),
                                 'ranges': secret_ranges(keystore)}
         # What is on the destination now, read back, must be what was read from the server.
@@ -476,7 +477,7 @@ def check_dest(dest, protected):
 def backup(paths, password, dest, site, host, keep=None, protected_paths=(), check_mode=False, now=None):
     """Make a verified backup set unless the newest one already holds the same files.
 
-    ``paths``: role -> path (``keystore`` required). ``protected_paths``: directories the destination
+    ``paths``: kind -> path (``keystore`` required). ``protected_paths``: directories the destination
     must lie outside; the directories of the backed-up files are always among them. Returns the
     module result (without ``changed``'s file-attribute part).
     """
@@ -644,7 +645,7 @@ class RestorePlan:
     def __init__(self, set_path, manifest):
         self.set_path = set_path
         self.manifest = manifest
-        self.files = []          # dicts: role, name, target, data, sha256, current (bytes or None), change
+        self.files = []          # dicts: kind, name, target, data, sha256, current (bytes or None), change
         self.skipped = []        # names in the set with no target given
         self.not_in_set = []     # targets the set records as absent: left as they are
         self.aliases_lost = []
@@ -677,16 +678,16 @@ def plan_restore(set_path, targets, password, allow_key_loss=False):
         raise BackupError('keystore_path is required: it is where the set\'s keystore is restored to.')
     manifest, data, set_keystore = verify_set(set_path, password)
     plan = RestorePlan(set_path, manifest)
-    by_role = {info['role']: name for name, info in manifest['files'].items()}
-    absent_roles = {info['role']: name for name, info in manifest.get('absent', {}).items()}
-    for role in ROLES:
-        target = targets.get(role)
-        name = by_role.get(role)
+    by_kind = {info['role']: name for name, info in manifest['files'].items()}
+    absent_kinds = {info['role']: name for name, info in manifest.get('absent', {}).items()}
+    for kind in FILE_KINDS:
+        target = targets.get(kind)
+        name = by_kind.get(kind)
         if name is None:
             if target and os.path.lexists(target):
                 plan.not_in_set.append(target)
                 plan.warnings.append('The set records no %s (%s); %s was left as it is.'
-                                     % (ROLE_TITLES[role], 'it was absent on the server' if role in absent_roles
+                                     % (FILE_TITLES[kind], 'it was absent on the server' if kind in absent_kinds
                                         else 'it was not backed up', target))
             continue
         if not target:
@@ -694,7 +695,7 @@ def plan_restore(set_path, targets, password, allow_key_loss=False):
             continue
         real = os.path.realpath(target)
         if os.path.isdir(real):
-            raise BackupError('%s is a directory; give the path of the %s. Nothing was changed.' % (target, ROLE_TITLES[role]))
+            raise BackupError('%s is a directory; give the path of the %s. Nothing was changed.' % (target, FILE_TITLES[kind]))
         if not os.path.isdir(os.path.dirname(real)):
             raise BackupError('The directory of %s does not exist; create it first (owned by the EKM user). Nothing was changed.'
                               % target)
@@ -703,12 +704,12 @@ def plan_restore(set_path, targets, password, allow_key_loss=False):
         except _files.FileError as exc:
             raise BackupError('%s Nothing was changed.' % exc)
         sha = manifest['files'][name]['sha256']
-        plan.files.append({'role': role, 'name': name, 'target': target, 'real': real, 'data': data[name], 'sha256': sha,
+        plan.files.append({'kind': kind, 'name': name, 'target': target, 'real': real, 'data': data[name], 'sha256': sha,
                            'current': current, 'current_sha256': _files.sha256_bytes(current) if current is not None else None,
                            'change': current is None or _files.sha256_bytes(current) != sha})
     plan.after_ranges = secret_ranges(set_keystore)
     plan.after_count = len(set_keystore.entries)
-    ks_file = [f for f in plan.files if f['role'] == 'keystore'][0]
+    ks_file = [f for f in plan.files if f['kind'] == 'keystore'][0]
     if ks_file['current'] is not None:
         current = _structure(ks_file['current'])
         if current is None:
@@ -769,7 +770,7 @@ def restore_journal(keystore_path):
 
 
 def _restore_paths(targets):
-    return [targets[role] for role in ROLES if targets.get(role)]
+    return [targets[kind] for kind in FILE_KINDS if targets.get(kind)]
 
 
 def finish_interrupted(targets, check_mode=False):
@@ -813,7 +814,7 @@ def apply_restore(plan, backup=True, attributes=None, prepare=None):
     todo = [f for f in plan.files if f['change']]
     if not todo:
         return [], {}
-    journal = restore_journal([f['real'] for f in plan.files if f['role'] == 'keystore'][0])
+    journal = restore_journal([f['real'] for f in plan.files if f['kind'] == 'keystore'][0])
     with _files.lock_dirs([f['real'] for f in plan.files] + [journal]):
         if _files.read_journal(journal) is not None:
             raise BackupError('Another restore was interrupted since this one was planned; nothing was changed. Run the '

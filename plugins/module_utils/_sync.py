@@ -76,8 +76,8 @@ def journal_path(state_path):
     return state_path + JOURNAL_SUFFIX
 
 
-def _side(role):
-    return 'the primary' if role == 'primary' else 'this redundant server'
+def _server(side):
+    return 'the primary' if side == 'primary' else 'this redundant server'
 
 
 # ---------------------------------------------------------------------------------------------
@@ -89,12 +89,12 @@ def file_summary(path):
             'size': os.path.getsize(path) if sha is not None else None}
 
 
-def _read_keystore(path, password, role):
+def _read_keystore(path, password, side):
     """Load with the integrity check; errors name the side, the path and what to do."""
     try:
         keystore, data = _keystore.read(path, password)
     except _keystore.KeystoreError as exc:
-        if role == 'primary':
+        if side == 'primary':
             raise SyncError('The keystore on the primary cannot be used as the source of a sync: %s It is never copied '
                             'in that state; check the password (primary_password) or restore the primary\'s keystore '
                             'from a verified backup. Nothing was changed.' % exc)
@@ -103,39 +103,39 @@ def _read_keystore(path, password, role):
     return keystore, data
 
 
-def keystore_summary(path, password, role):
-    keystore, data = _read_keystore(path, password, role)
+def keystore_summary(path, password, side):
+    keystore, data = _read_keystore(path, password, side)
     if keystore is None:
         return {'path': path, 'exists': False, 'sha256': None, 'size': None, 'count': 0, 'digest': None}
     return {'path': path, 'exists': True, 'sha256': _files.sha256_bytes(data), 'size': len(data),
             'count': len(keystore.entries), 'digest': _keystore.digest(keystore)}
 
 
-def _checked_keystore(path, password, role, expected_sha):
+def _checked_keystore(path, password, side, expected_sha):
     """The keystore as inventoried earlier in this run, or an error when it changed since."""
-    keystore, data = _read_keystore(path, password, role)
+    keystore, data = _read_keystore(path, password, side)
     sha = _files.sha256_bytes(data) if data is not None else None
     if sha != expected_sha:
         raise SyncError('The keystore %s on %s changed while the sync was running; nothing was changed. Run the sync '
-                        'again.' % (path, _side(role)))
+                        'again.' % (path, _server(side)))
     return keystore
 
 
-def entry_map(path, password, role, expected_sha):
+def entry_map(path, password, side, expected_sha):
     """``{alias: [kind, entry_sha256]}``: enough to apply the subset rule without decrypting."""
-    keystore = _checked_keystore(path, password, role, expected_sha)
+    keystore = _checked_keystore(path, password, side, expected_sha)
     return {e.alias.lower(): [e.kind, e.sha256] for e in keystore.entries}
 
 
-def fingerprints(path, password, role, expected_sha, aliases):
+def fingerprints(path, password, side, expected_sha, aliases):
     """Fingerprints of the named secret entries (decrypts exactly those); None for other kinds."""
-    keystore = _checked_keystore(path, password, role, expected_sha)
+    keystore = _checked_keystore(path, password, side, expected_sha)
     result = {}
     for alias in aliases:
         entry = keystore.get(alias)
         if entry is None:
             raise SyncError('Alias %s is not in the keystore %s on %s any more; nothing was changed. Run the sync again.'
-                            % (alias, path, _side(role)))
+                            % (alias, path, _server(side)))
         if entry.kind != 'secret':
             result[alias] = None
             continue
@@ -143,7 +143,7 @@ def fingerprints(path, password, role, expected_sha, aliases):
             dummy, key = _jceks.unseal(entry, password)
         except _jceks.JceksError as exc:
             raise SyncError('Alias %s has different bytes on the two servers, so its key must be compared, but it cannot '
-                            'be decrypted on %s: %s Nothing was changed.' % (alias, _side(role), exc))
+                            'be decrypted on %s: %s Nothing was changed.' % (alias, _server(side), exc))
         result[alias] = _keystore.fingerprint(key)
         del key
     return result
@@ -198,17 +198,17 @@ def remove_strays(paths):
 # ---------------------------------------------------------------------------------------------
 # Host side: phases
 
-def inventory(paths, password, role, state_path=None, check_mode=True):
+def inventory(paths, password, side, state_path=None, check_mode=True):
     """What one server holds. On the redundant (``state_path`` given) also the sync record,
     and, outside check mode, recovery of an interrupted install and removal of stray files."""
     result = {'files': {}}
     if state_path is None:
-        result['files'] = _summaries(paths, password, role)
+        result['files'] = _summaries(paths, password, side)
         return result
     state_dir = os.path.dirname(os.path.abspath(state_path))
     if not os.path.isdir(state_dir):
         raise SyncError('The directory %s (of the keystore and the sync state) does not exist on this redundant server; '
-                        'create it first (the tapecrypt.ekm.server role does). Nothing was changed.' % state_dir)
+                        'create it first (the tapecrypt.ekm.server side does). Nothing was changed.' % state_dir)
     with _files.lock_dirs([state_dir] + [p for p in paths.values() if p]):
         journal = read_journal(state_path)
         if journal is not None and not check_mode:
@@ -219,21 +219,21 @@ def inventory(paths, password, role, state_path=None, check_mode=True):
                                      'files': [i['path'] for i in journal['files']]}
         elif not check_mode:
             result['removed_stray_files'] = remove_strays([p for p in paths.values() if p])
-        result['files'] = _summaries(paths, password, role)
+        result['files'] = _summaries(paths, password, side)
         result['state'], warning = read_state(state_path)
         if warning:
             result['warnings'] = [warning]
     return result
 
 
-def _summaries(paths, password, role):
+def _summaries(paths, password, side):
     files = {}
     for name in FILES:
         path = paths.get(name)
         if not path:
             continue
         if name == 'keystore':
-            files[name] = keystore_summary(path, password, role)
+            files[name] = keystore_summary(path, password, side)
         else:
             files[name] = file_summary(path)
     return files
@@ -355,8 +355,8 @@ def run_phase(params, check_mode=False, attributes=None):
     Every error is a SyncError whose message is complete: where the phase only reads (on the
     primary, in check mode, or a read-only phase) it says that nothing was changed.
     """
-    spec = params['_sync'] or {}
-    read_only = check_mode or spec.get('role') == 'primary' or spec.get('phase') in READ_ONLY_PHASES
+    request = params['_sync'] or {}
+    read_only = check_mode or request.get('side') == 'primary' or request.get('phase') in READ_ONLY_PHASES
     unchanged = ' Nothing was changed.' if read_only else ''
     try:
         return _run_phase(params, check_mode, attributes)
@@ -367,29 +367,29 @@ def run_phase(params, check_mode=False, attributes=None):
 
 
 def _run_phase(params, check_mode, attributes):
-    spec = params['_sync'] or {}
-    phase = spec.get('phase')
-    role = spec.get('role', 'redundant')
+    request = params['_sync'] or {}
+    phase = request.get('phase')
+    side = request.get('side', 'redundant')
     paths = {'keystore': params['keystore_path'], 'keygroups': params['keygroups_path'],
              'drivetable': params['drivetable_path']}
     state_path = params['sync_state_path'] or default_state_path(params['keystore_path'])
     password = params['password']
     if phase == 'inventory':
-        return inventory(paths, password, role, state_path if role == 'redundant' else None, check_mode)
+        return inventory(paths, password, side, state_path if side == 'redundant' else None, check_mode)
     if phase == 'entries':
-        return {'entries': entry_map(paths['keystore'], password, role, spec['sha256'])}
+        return {'entries': entry_map(paths['keystore'], password, side, request['sha256'])}
     if phase == 'fingerprints':
-        return {'fingerprints': fingerprints(paths['keystore'], password, role, spec['sha256'], spec['aliases'])}
+        return {'fingerprints': fingerprints(paths['keystore'], password, side, request['sha256'], request['aliases'])}
     if phase == 'export':
-        return {'content': export(paths, spec['expect'])}
+        return {'content': export(paths, request['expect'])}
     if phase == 'install':
         new_password = primary_password(params)
         if check_mode:
             changed = apply_attributes(paths.values(), attributes) if attributes else False
             return {'attributes_changed': changed}
-        result = install(paths, state_path, spec.get('sources') or {}, spec.get('expect') or {}, spec.get('current') or {},
-                         spec['primary_digest'], password, new_password, params['backup'], spec['state'],
-                         spec.get('write_state', True), attributes, spec.get('forced') or (),
+        result = install(paths, state_path, request.get('sources') or {}, request.get('expect') or {}, request.get('current') or {},
+                         request['primary_digest'], password, new_password, params['backup'], request['state'],
+                         request.get('write_state', True), attributes, request.get('forced') or (),
                          _files.FileAttributes.from_params(params))
         if attributes is not None:
             installed = set(result['changed_files'])

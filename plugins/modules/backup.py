@@ -207,7 +207,7 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    paths = {role: p['%s_path' % role] for role in _backup.ROLES}
+    paths = {kind: p['%s_path' % kind] for kind in _backup.FILE_KINDS}
     try:
         result = _backup.backup(paths, p['password'], p['dest'], p['site'], p['host'], keep=p['keep'],
                                 protected_paths=p['protected_paths'], check_mode=module.check_mode)

@@ -256,7 +256,7 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    targets = {role: p['%s_path' % role] for role in _backup.ROLES}
+    targets = {kind: p['%s_path' % kind] for kind in _backup.FILE_KINDS}
     earlier = {}
     try:
         earlier = _backup.finish_interrupted(targets, module.check_mode)

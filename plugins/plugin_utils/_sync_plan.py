@@ -194,8 +194,8 @@ class Sync:
     def _inventories(self):
         """Both servers' inventories; the redundant's also reports a recovered or pending interrupted install."""
         res = self.result
-        p_inv = self.primary({'phase': 'inventory', 'role': 'primary'})
-        r_inv = self.redundant({'phase': 'inventory', 'role': 'redundant'})
+        p_inv = self.primary({'phase': 'inventory', 'side': 'primary'})
+        r_inv = self.redundant({'phase': 'inventory', 'side': 'redundant'})
         self.warnings = list(r_inv.get('warnings') or [])
         if r_inv.get('recovered'):
             res['recovered'] = r_inv['recovered']
@@ -218,16 +218,16 @@ class Sync:
         pk, rk = p_inv['files']['keystore'], r_inv['files']['keystore']
         if not pk['exists'] or pk['sha256'] == rk['sha256']:
             return [], None
-        p_entries = self.primary({'phase': 'entries', 'role': 'primary', 'sha256': pk['sha256']})['entries']
+        p_entries = self.primary({'phase': 'entries', 'side': 'primary', 'sha256': pk['sha256']})['entries']
         if not rk['exists']:
             return sorted(p_entries), None
-        r_entries = self.redundant({'phase': 'entries', 'role': 'redundant', 'sha256': rk['sha256']})['entries']
+        r_entries = self.redundant({'phase': 'entries', 'side': 'redundant', 'sha256': rk['sha256']})['entries']
         added, extra, differing_kind, to_fp = compare_entries(p_entries, r_entries)
         different = list(differing_kind)
         if to_fp:
-            p_fp = self.primary({'phase': 'fingerprints', 'role': 'primary', 'sha256': pk['sha256'],
+            p_fp = self.primary({'phase': 'fingerprints', 'side': 'primary', 'sha256': pk['sha256'],
                                  'aliases': to_fp})['fingerprints']
-            r_fp = self.redundant({'phase': 'fingerprints', 'role': 'redundant', 'sha256': rk['sha256'],
+            r_fp = self.redundant({'phase': 'fingerprints', 'side': 'redundant', 'sha256': rk['sha256'],
                                    'aliases': to_fp})['fingerprints']
             different.extend(a for a in to_fp if p_fp[a] is None or r_fp[a] is None
                              or not hmac.compare_digest(p_fp[a], r_fp[a]))
@@ -262,7 +262,7 @@ class Sync:
         sources = {}
         if not travel:
             return sources
-        content = self.primary({'phase': 'export', 'role': 'primary',
+        content = self.primary({'phase': 'export', 'side': 'primary',
                                 'expect': {n: p_inv['files'][n]['sha256'] for n in travel}})['content']
         for name in travel:
             data = base64.b64decode(content.pop(name))
@@ -278,7 +278,7 @@ class Sync:
         digest = p_inv['files']['keystore']['digest']
         try:
             done = self.redundant({
-                'phase': 'install', 'role': 'redundant', 'sources': sources,
+                'phase': 'install', 'side': 'redundant', 'sources': sources,
                 'expect': {n: p_inv['files'][n]['sha256'] for n in travel},
                 'current': {n: d['redundant_sha256'] for n, d in decision['drift'].items() if d['status'] != NOT_ON_PRIMARY},
                 'primary_digest': digest, 'write_state': bool(travel or decision['state_outdated']),

@@ -40,7 +40,7 @@ def test_the_module_alone_fails_and_points_at_the_action_plugin(tmp_path):
 def test_inventory_phase_reports_hashes_and_no_password(tmp_path):
     data = make_keystore(tmp_path / 'EKMKeys.jck', 3)
     (tmp_path / 'KeyGroups.xml').write_bytes(b'<g/>')
-    res = run_module(sync_module.main, args(tmp_path, _sync={'phase': 'inventory', 'role': 'redundant'}), check_mode=True)
+    res = run_module(sync_module.main, args(tmp_path, _sync={'phase': 'inventory', 'side': 'redundant'}), check_mode=True)
     assert res['changed'] is False
     ks = res['files']['keystore']
     assert ks['exists'] is True and ks['count'] == 3 and ks['sha256'] == _files.sha256_bytes(data)
@@ -53,7 +53,7 @@ def test_inventory_phase_reports_hashes_and_no_password(tmp_path):
 def test_wrong_password_fails_through_main(tmp_path):
     make_keystore(tmp_path / 'EKMKeys.jck', 1)
     before = (tmp_path / 'EKMKeys.jck').read_bytes()
-    res = run_module(sync_module.main, args(tmp_path, password='wrong-one', _sync={'phase': 'inventory', 'role': 'primary'}),
+    res = run_module(sync_module.main, args(tmp_path, password='wrong-one', _sync={'phase': 'inventory', 'side': 'primary'}),
                      expect_fail=True)
     assert 'never copied' in res['msg'] and 'wrong-one' not in json.dumps(res)
     assert (tmp_path / 'EKMKeys.jck').read_bytes() == before
@@ -61,10 +61,10 @@ def test_wrong_password_fails_through_main(tmp_path):
 
 def test_export_phase_returns_the_bytes_it_was_asked_for(tmp_path):
     data = make_keystore(tmp_path / 'EKMKeys.jck', 2)
-    res = run_module(sync_module.main, args(tmp_path, _sync={'phase': 'export', 'role': 'primary',
+    res = run_module(sync_module.main, args(tmp_path, _sync={'phase': 'export', 'side': 'primary',
                                                              'expect': {'keystore': _files.sha256_bytes(data)}}))
     assert base64.b64decode(res['content']['keystore']) == data
-    res = run_module(sync_module.main, args(tmp_path, _sync={'phase': 'export', 'role': 'primary',
+    res = run_module(sync_module.main, args(tmp_path, _sync={'phase': 'export', 'side': 'primary',
                                                              'expect': {'keystore': '0' * 64}}), expect_fail=True)
     assert 'changed while the sync was running' in res['msg']
 
@@ -74,7 +74,7 @@ def _install_args(primary_dir, redundant_dir, **kw):
     ks = (primary_dir / 'EKMKeys.jck').read_bytes()
     kg = (primary_dir / 'KeyGroups.xml').read_bytes()
     digest = _sync._keystore.digest(_jceks.load(ks, PW))
-    phase = {'phase': 'install', 'role': 'redundant',
+    phase = {'phase': 'install', 'side': 'redundant',
              'sources': {'keystore': str(primary_dir / 'EKMKeys.jck'), 'keygroups': str(primary_dir / 'KeyGroups.xml')},
              'expect': {'keystore': _files.sha256_bytes(ks), 'keygroups': _files.sha256_bytes(kg)},
              'current': {'keystore': None, 'keygroups': None}, 'primary_digest': digest, 'write_state': True,
@@ -101,7 +101,7 @@ def test_install_applies_file_attributes_to_the_staged_files(tmp_path):
 def test_attributes_alone_in_check_mode_and_for_real(tmp_path):
     make_keystore(tmp_path / 'EKMKeys.jck', 1)
     os.chmod(tmp_path / 'EKMKeys.jck', 0o600)
-    phase = {'phase': 'install', 'role': 'redundant'}
+    phase = {'phase': 'install', 'side': 'redundant'}
     res = run_module(sync_module.main, args(tmp_path, mode='0644', _sync=phase), check_mode=True)
     assert res['changed'] is False and res['attributes_changed'] is True
     assert stat.S_IMODE(os.stat(tmp_path / 'EKMKeys.jck').st_mode) == 0o600
