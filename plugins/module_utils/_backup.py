@@ -689,63 +689,71 @@ def plan_restore(set_path, targets, password, allow_key_loss=False):
                 plan.warnings.append('The set records no %s (%s); %s was left as it is.'
                                      % (FILE_TITLES[kind], 'it was absent on the server' if kind in absent_kinds
                                         else 'it was not backed up', target))
-            continue
-        if not target:
+        elif not target:
             plan.skipped.append(name)
-            continue
-        real = os.path.realpath(target)
-        if os.path.isdir(real):
-            raise BackupError('%s is a directory; give the path of the %s. Nothing was changed.' % (target, FILE_TITLES[kind]))
-        if not os.path.isdir(os.path.dirname(real)):
-            raise BackupError('The directory of %s does not exist; create it first (owned by the EKM user). Nothing was changed.'
-                              % target)
-        try:
-            current = _files.read_bytes(real)
-        except _files.FileError as exc:
-            raise BackupError('%s Nothing was changed.' % exc)
-        sha = manifest['files'][name]['sha256']
-        plan.files.append({'kind': kind, 'name': name, 'target': target, 'real': real, 'data': data[name], 'sha256': sha,
-                           'current': current, 'current_sha256': _files.sha256_bytes(current) if current is not None else None,
-                           'change': current is None or _files.sha256_bytes(current) != sha})
+        else:
+            plan.files.append(_planned_file(kind, name, target, data[name], manifest['files'][name]['sha256']))
     plan.after_ranges = secret_ranges(set_keystore)
     plan.after_count = len(set_keystore.entries)
     ks_file = [f for f in plan.files if f['kind'] == 'keystore'][0]
     if ks_file['current'] is not None:
-        current = _structure(ks_file['current'])
-        if current is None:
-            message = ('The current keystore %s cannot be read as a keystore, so it is unknown which keys the restore would '
-                       'replace.' % ks_file['target'])
-            if not allow_key_loss:
-                plan.refusal = ('%s Nothing was changed. Set allow_key_loss: true to restore anyway (keep backup: true so '
-                                'the current file is kept as a pre-restore copy).' % message)
-            else:
-                plan.warnings.append(message)
-        else:
-            plan.before_ranges = secret_ranges(current)
-            plan.before_count = len(current.entries)
-            lost, replaced = [], []
-            for entry in current.entries:
-                other = set_keystore.get(entry.alias)
-                if other is None:
-                    lost.append(entry.alias)
-                elif not _same_key(entry, other, password):
-                    replaced.append(entry.alias)
-            plan.aliases_lost = compress(lost)
-            plan.aliases_replaced = compress(replaced)
-            plan.aliases_gained = compress([e.alias for e in set_keystore.entries if current.get(e.alias) is None])
-            if (lost or replaced) and not allow_key_loss:
-                parts = []
-                if lost:
-                    parts.append('lacks %d key(s) that the current keystore holds: %s' % (len(lost), _keystore.name_aliases(lost)))
-                if replaced:
-                    parts.append('holds different keys under %d alias(es): %s' % (len(replaced), _keystore.name_aliases(replaced)))
-                plan.refusal = ('The backup set %s %s. Restoring it would lose those keys and every tape written with them, '
-                                'so nothing was changed. Choose a newer set, or set allow_key_loss: true if these keys are '
-                                'known to be unused.' % (set_path, ' and '.join(parts)))
-            elif lost or replaced:
-                plan.warnings.append('allow_key_loss is true: keys of the current keystore are given up (lost: %s; replaced: %s).'
-                                     % (_keystore.name_aliases(lost) or 'none', _keystore.name_aliases(replaced) or 'none'))
+        _compare_keystores(plan, ks_file, set_keystore, password, allow_key_loss)
     return plan
+
+
+def _planned_file(kind, name, target, data, sha):
+    """One file of a restore plan: the set's bytes and what is at ``target`` now."""
+    real = os.path.realpath(target)
+    if os.path.isdir(real):
+        raise BackupError('%s is a directory; give the path of the %s. Nothing was changed.' % (target, FILE_TITLES[kind]))
+    if not os.path.isdir(os.path.dirname(real)):
+        raise BackupError('The directory of %s does not exist; create it first (owned by the EKM user). Nothing was changed.'
+                          % target)
+    try:
+        current = _files.read_bytes(real)
+    except _files.FileError as exc:
+        raise BackupError('%s Nothing was changed.' % exc)
+    current_sha = _files.sha256_bytes(current) if current is not None else None
+    return {'kind': kind, 'name': name, 'target': target, 'real': real, 'data': data, 'sha256': sha,
+            'current': current, 'current_sha256': current_sha, 'change': current_sha != sha}
+
+
+def _compare_keystores(plan, ks_file, set_keystore, password, allow_key_loss):
+    """Which keys of the current keystore the set lacks or replaces; a refusal (or warning) when keys would be lost."""
+    current = _structure(ks_file['current'])
+    if current is None:
+        message = ('The current keystore %s cannot be read as a keystore, so it is unknown which keys the restore would '
+                   'replace.' % ks_file['target'])
+        if not allow_key_loss:
+            plan.refusal = ('%s Nothing was changed. Set allow_key_loss: true to restore anyway (keep backup: true so '
+                            'the current file is kept as a pre-restore copy).' % message)
+        else:
+            plan.warnings.append(message)
+        return
+    plan.before_ranges = secret_ranges(current)
+    plan.before_count = len(current.entries)
+    lost, replaced = [], []
+    for entry in current.entries:
+        other = set_keystore.get(entry.alias)
+        if other is None:
+            lost.append(entry.alias)
+        elif not _same_key(entry, other, password):
+            replaced.append(entry.alias)
+    plan.aliases_lost = compress(lost)
+    plan.aliases_replaced = compress(replaced)
+    plan.aliases_gained = compress([e.alias for e in set_keystore.entries if current.get(e.alias) is None])
+    if (lost or replaced) and not allow_key_loss:
+        parts = []
+        if lost:
+            parts.append('lacks %d key(s) that the current keystore holds: %s' % (len(lost), _keystore.name_aliases(lost)))
+        if replaced:
+            parts.append('holds different keys under %d alias(es): %s' % (len(replaced), _keystore.name_aliases(replaced)))
+        plan.refusal = ('The backup set %s %s. Restoring it would lose those keys and every tape written with them, '
+                        'so nothing was changed. Choose a newer set, or set allow_key_loss: true if these keys are '
+                        'known to be unused.' % (plan.set_path, ' and '.join(parts)))
+    elif lost or replaced:
+        plan.warnings.append('allow_key_loss is true: keys of the current keystore are given up (lost: %s; replaced: %s).'
+                             % (_keystore.name_aliases(lost) or 'none', _keystore.name_aliases(replaced) or 'none'))
 
 
 def diff_text(plan, after):

@@ -233,22 +233,25 @@ def plan_result(plan):
     )
 
 
+ARGUMENT_SPEC = dict(
+    source=dict(type='path'),
+    dest=dict(type='path'),
+    site=dict(type='str'),
+    host=dict(type='str'),
+    set=dict(type='str', default='latest'),
+    keystore_path=dict(type='path', required=True, no_log=False),
+    config_path=dict(type='path'),
+    keygroups_path=dict(type='path'),
+    drivetable_path=dict(type='path'),
+    password=dict(type='str', required=True, no_log=True),
+    allow_key_loss=dict(type='bool', default=False),
+    backup=dict(type='bool', default=True),
+)
+
+
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            source=dict(type='path'),
-            dest=dict(type='path'),
-            site=dict(type='str'),
-            host=dict(type='str'),
-            set=dict(type='str', default='latest'),
-            keystore_path=dict(type='path', required=True, no_log=False),
-            config_path=dict(type='path'),
-            keygroups_path=dict(type='path'),
-            drivetable_path=dict(type='path'),
-            password=dict(type='str', required=True, no_log=True),
-            allow_key_loss=dict(type='bool', default=False),
-            backup=dict(type='bool', default=True),
-        ),
+        argument_spec=ARGUMENT_SPEC,
         mutually_exclusive=[('source', 'dest')],
         required_one_of=[('source', 'dest')],
         required_by={'dest': ('site', 'host')},
@@ -275,14 +278,7 @@ def main():
         module.warn('A previous restore was interrupted; the next run that is not in check mode completes it (or undoes '
                     'it) first: %s.' % ', '.join(earlier['interrupted']['files']))
     if not module.check_mode and plan.changed_names:
-        try:
-            _installed, result['backup_files'] = _backup.apply_restore(
-                plan, backup=p['backup'], attributes=_files.FileAttributes.from_params(p),
-                prepare=lambda staged: module.set_fs_attributes_if_different(
-                    module.load_file_common_arguments(p, path=staged), False))
-        except (_backup.BackupError, _files.FileError) as exc:
-            result['changed'] = bool(getattr(exc, 'changed', False) or earlier.get('recovered'))
-            module.fail_json(msg=str(exc), **result)
+        install(module, plan, result)
     for f in plan.files:
         # Attributes apply to every restored file, changed or not, so a second run has nothing left to do.
         if module.check_mode and f['current'] is None:
@@ -293,6 +289,20 @@ def main():
         result['diff'] = dict(before_header='current files', after_header=plan.set_path,
                               before=_backup.diff_text(plan, after=False), after=_backup.diff_text(plan, after=True))
     module.exit_json(**result)
+
+
+def install(module, plan, result):
+    """Put the set's changed files in place, owner, group and mode set before each rename."""
+    p = module.params
+    try:
+        dummy, result['backup_files'] = _backup.apply_restore(
+            plan, backup=p['backup'], attributes=_files.FileAttributes.from_params(p),
+            prepare=lambda staged: module.set_fs_attributes_if_different(
+                module.load_file_common_arguments(p, path=staged), False))
+    except (_backup.BackupError, _files.FileError) as exc:
+        # A failure after files were replaced still reports the change.
+        result['changed'] = bool(getattr(exc, 'changed', False) or result.get('recovered'))
+        module.fail_json(msg=str(exc), **result)
 
 
 if __name__ == '__main__':
