@@ -36,6 +36,13 @@ FILE_TITLES = {
     'keygroups': 'key-group file',
     'drivetable': 'drive table',
 }
+# The options that name the EKM files, shared by the backup and restore modules (see file_paths()).
+FILE_OPTIONS = dict(
+    keystore_path=dict(type='path', required=True, no_log=False),
+    config_path=dict(type='path'),
+    keygroups_path=dict(type='path'),
+    drivetable_path=dict(type='path'),
+)
 MANIFEST_NAME = 'MANIFEST.json'
 MANIFEST_FORMAT = 1
 # A staging directory this old cannot belong to a run still in progress (a set is a few files).
@@ -80,6 +87,11 @@ def _read_back(path):
         return b''.join(chunks)
     finally:
         os.close(fd)
+
+
+def file_paths(params):
+    """Kind -> path of the EKM files a module's ``FILE_OPTIONS`` name (None for those not given)."""
+    return {kind: params['%s_path' % kind] for kind in FILE_KINDS}
 
 
 def check_label(option, value):

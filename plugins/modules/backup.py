@@ -193,10 +193,7 @@ from ansible_collections.tapecrypt.ekm.plugins.module_utils import _backup
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            keystore_path=dict(type='path', required=True, no_log=False),
-            config_path=dict(type='path'),
-            keygroups_path=dict(type='path'),
-            drivetable_path=dict(type='path'),
+            _backup.FILE_OPTIONS,
             password=dict(type='str', required=True, no_log=True),
             dest=dict(type='path', required=True),
             site=dict(type='str', required=True),
@@ -207,7 +204,7 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    paths = {kind: p['%s_path' % kind] for kind in _backup.FILE_KINDS}
+    paths = _backup.file_paths(p)
     try:
         result = _backup.backup(paths, p['password'], p['dest'], p['site'], p['host'], keep=p['keep'],
                                 protected_paths=p['protected_paths'], check_mode=module.check_mode)

@@ -234,15 +234,12 @@ def plan_result(plan):
 
 
 ARGUMENT_SPEC = dict(
+    _backup.FILE_OPTIONS,
     source=dict(type='path'),
     dest=dict(type='path'),
     site=dict(type='str'),
     host=dict(type='str'),
     set=dict(type='str', default='latest'),
-    keystore_path=dict(type='path', required=True, no_log=False),
-    config_path=dict(type='path'),
-    keygroups_path=dict(type='path'),
-    drivetable_path=dict(type='path'),
     password=dict(type='str', required=True, no_log=True),
     allow_key_loss=dict(type='bool', default=False),
     backup=dict(type='bool', default=True),
@@ -259,7 +256,7 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    targets = {kind: p['%s_path' % kind] for kind in _backup.FILE_KINDS}
+    targets = _backup.file_paths(p)
     earlier = {}
     try:
         earlier = _backup.finish_interrupted(targets, module.check_mode)
