@@ -387,7 +387,9 @@ def _link_or_copy(source, dest):
     try:
         os.link(source, dest)
     except OSError:
-        create_file(dest, read_bytes(source))
+        # Without hard links, a copy with the same owner and mode, so that an undo puts back the file as it was.
+        replaced = os.stat(source)
+        create_file(dest, read_bytes(source), after_write=lambda fd: FileAttributes().apply(fd, source, replaced))
 
 
 def _write_journal(path, journal):

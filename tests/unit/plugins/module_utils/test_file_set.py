@@ -305,3 +305,24 @@ def test_strays_of_another_tag_and_foreign_files_are_left_alone(home, monkeypatc
     assert all(os.path.basename(p).startswith('.tapecrypt-test-') for p in removed)
     assert other.exists() and ekm.exists()
     assert_old(home)
+
+
+def test_without_hard_links_an_undo_still_puts_back_the_file_as_it_was(home, monkeypatch):
+    write_old(home)
+    real_link = os.link
+
+    def no_links(source, dest):
+        if '.undo' in os.path.basename(dest):
+            raise OSError(errno.EPERM, 'Operation not permitted')
+        return real_link(source, dest)
+
+    monkeypatch.setattr(os, 'link', no_links)
+    _kill_on_call(monkeypatch, '_put_in_place', 3)
+    with pytest.raises(Killed):
+        install(home)
+    monkeypatch.undo()
+    journal = json.loads(open(journal_of(home)).read())
+    os.unlink(journal['files'][2]['staged'])
+    assert _files.recover(journal_of(home))['action'] == 'rolled_back'
+    assert_old(home)
+    assert {stat.S_IMODE(os.stat(p).st_mode) for p in paths(home).values()} == {0o640}
