@@ -115,7 +115,7 @@ class Pair:
             return str(path)
 
         run = _sync_plan.Sync(caller('primary', p_params), caller('redundant', r_params), transfer, 'ekm1', force=force,
-                         check_mode=check_mode, diff=True)
+                              check_mode=check_mode, diff=True)
         return run.run()
 
     def fails(self, **kw):
@@ -627,8 +627,8 @@ def test_a_failure_after_the_renames_reports_the_change(synced, monkeypatch):
     monkeypatch.undo()
     # Every file is in place; the redundant's result says so, and the next run records the state.
     assert err.result['changed'] is True
-    assert sorted(err.result['changed_files']) == sorted(str(synced.r / n) for n in ('EKMKeys.jck', 'KeyGroups.xml',
-                                                                                   'filedrive.table'))
+    names = ('EKMKeys.jck', 'KeyGroups.xml', 'filedrive.table')
+    assert sorted(err.result['changed_files']) == sorted(str(synced.r / n) for n in names)
     assert_same_files(synced.p, synced.r)
     monkeypatch.setattr(_sync, '_write_state', real)
     res = synced.sync()
