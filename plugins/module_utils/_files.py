@@ -224,11 +224,12 @@ def _stat_or_none(path):
 # One file
 
 
-def atomic_write(path, data, owner=None, group=None, mode=None, attributes=None):
+def atomic_write(path, data, owner=None, group=None, mode=None, attributes=None, prepare=None):
     """Replace ``path`` with ``data`` atomically and durably.
 
     Owner, group and mode follow ``FileAttributes`` (``attributes``, or one made from ``owner``,
-    ``group`` and ``mode``) and are set on the temporary file before the rename. A symlink at
+    ``group`` and ``mode``) and are set on the temporary file before the rename; so are the file
+    options Ansible applies itself, through ``prepare(temporary_path)``. A symlink at
     ``path`` is followed: its target is replaced and the link stays. The caller holds the
     directory's ``DirLock``. On any error the original file is untouched and no temporary file
     is left behind.
@@ -242,6 +243,8 @@ def atomic_write(path, data, owner=None, group=None, mode=None, attributes=None)
     replaced = _stat_or_none(target)
     try:
         create_file(temp, data, after_write=lambda fd: attributes.apply(fd, path, replaced))
+        if prepare is not None:
+            prepare(temp)
     except FileNotFoundError as exc:
         raise FileError('Cannot write %s: cannot create a temporary file in %s: %s.' % (path, directory, _reason(exc))) from exc
     except OSError as exc:

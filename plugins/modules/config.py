@@ -293,7 +293,9 @@ def run(module, params):
                 result['backup_file'] = backup_copy(target)
             # Owner, group and mode go on before the rename; a new file starts private (it may hold the keystore
             # password), an existing one keeps its owner and permissions unless they are given.
-            atomic_write(path, new_data, attributes=FileAttributes.from_params(params))
+            atomic_write(path, new_data, attributes=FileAttributes.from_params(params),
+                         prepare=lambda temp: module.set_fs_attributes_if_different(
+                             module.load_file_common_arguments(params, path=temp), False))
         except (FileError, OSError) as exc:
             result.update(changed=False, msg=to_text(exc))
             result.pop('diff', None)

@@ -675,3 +675,24 @@ def test_lock_dirs_locks_each_directory_once(tmp_path):
                 pass
     with DirLock(str(tmp_path / 'a'), timeout=0.05):
         pass
+
+
+def test_prepare_runs_on_the_temporary_file_and_its_failure_changes_nothing(keystore, tmp_path):
+    seen = []
+
+    def prepare(temp):
+        seen.append((os.path.basename(temp), open(temp, 'rb').read()))
+
+    atomic_write(str(keystore), b'new', prepare=prepare)
+    assert seen == [(seen[0][0], b'new')] and seen[0][0].startswith(_files.MARK)
+
+    class ModuleFailed(Exception):
+        pass
+
+    def failing(temp):
+        raise ModuleFailed('setting the SELinux context failed')
+
+    with pytest.raises(ModuleFailed):
+        atomic_write(str(keystore), b'newer', prepare=failing)
+    assert keystore.read_bytes() == b'new'
+    assert _names(tmp_path) == ['EKMKeys.jck']

@@ -214,3 +214,25 @@ def test_symlink_is_followed_and_kept(conf, tmp_path, capsys):
     assert result['changed'] is True
     assert link.is_symlink()
     assert b'TransportListener.tcp.port = 3802' in conf.read_bytes()
+
+
+def test_owner_and_mode_are_set_before_the_rename(conf, capsys, monkeypatch):
+    seen = []
+    real_replace = os.replace
+
+    def replace(source, target):
+        seen.append((os.path.basename(target), stat.S_IMODE(os.stat(source).st_mode)))
+        return real_replace(source, target)
+
+    monkeypatch.setattr(os, 'replace', replace)
+    result, _out = run(capsys, path=str(conf), mode='0600', settings={'TransportListener.tcp.port': 3802})
+    assert result['changed'] is True
+    assert seen == [(conf.name, 0o600)]
+
+
+def test_an_owner_that_cannot_be_set_changes_nothing(conf, capsys):
+    result, _out = run(capsys, path=str(conf), owner='no-such-user-here', settings={'TransportListener.tcp.port': 3802})
+    assert result['failed'] is True and result['changed'] is False
+    assert "no user 'no-such-user-here'" in result['msg']
+    assert conf.read_bytes() == ORIGINAL
+    assert sorted(os.listdir(str(conf.parent))) == [conf.name]
