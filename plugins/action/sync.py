@@ -99,7 +99,7 @@ class ActionModule(ActionBase):
             res = _delegation.run_module(action, MODULE, module_args, task_vars)
         except AnsibleError as exc:
             raise _sync.SyncError('Cannot run the sync on %s: %s.%s' % (where, to_text(exc).rstrip('.'), unchanged))
-        if res.get('unreachable') or (res.get('failed') and 'MODULE FAILURE' in to_text(res.get('msg'))):
+        if res.get('unreachable') or (res.get('failed') and _delegation.module_crashed(res)):
             message = 'Cannot run the sync on %s: %s' % (where, to_text(res.get('msg') or 'unreachable').rstrip('.'))
             if res.get('module_stderr'):
                 message += ' (%s)' % to_text(res['module_stderr']).strip()[-500:]

@@ -111,6 +111,12 @@ def run_module(action, module_name, module_args, task_vars):
     return action._execute_module(module_name=module_name, module_args=module_args, task_vars=task_vars)
 
 
+def module_crashed(result):
+    """Whether ``result`` is not the module's own result but ansible-core's report that none could be read (the
+    module crashed, or its interpreter is missing): only then does it carry the raw ``module_stdout``."""
+    return 'module_stdout' in result or 'module_stderr' in result
+
+
 def put_bytes(action, name, data):
     """Put ``data`` into the Ansible temporary directory of ``action``'s host (made if needed); its path there."""
     shell = action._connection._shell

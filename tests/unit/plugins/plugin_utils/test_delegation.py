@@ -40,6 +40,9 @@ PROBE = textwrap.dedent('''
             try:
                 result['other'] = _delegation.run_module(handler, 'ansible.legacy.ping', {'data': 'from the other host'},
                                                          host_vars)
+                result['crashed'] = _delegation.module_crashed(result['other'])
+                if result['crashed']:
+                    return result
                 result['other_tmp'] = handler._connection._shell.tmpdir
                 result['remote'] = _delegation.put_bytes(self, 'probe.bin', %r)
                 result['slurped'] = _delegation.run_module(self, 'ansible.legacy.slurp', {'src': result['remote']},
@@ -92,7 +95,7 @@ def test_each_function_works_on_this_ansible_core(tmp_path):
     os.chmod(str(wrapper), stat.S_IRWXU)
     res, log = run_probe(tmp_path, {'ansible_python_interpreter': str(wrapper)})
     assert not res.get('failed'), log
-    assert res['other']['ping'] == 'from the other host'
+    assert res['other']['ping'] == 'from the other host' and res['crashed'] is False
     assert marker.exists() and 'AnsiballZ_ping' in marker.read_text()
     # Each host used its own temporary directory, and both were removed.
     assert res['other_tmp'].startswith(str(tmp_path / 'there-tmp'))
@@ -111,3 +114,9 @@ def test_unknown_plugins_of_the_other_host_are_named(tmp_path, other_vars, messa
     res, log = run_probe(tmp_path, other_vars)
     assert res['failed'] is True, log
     assert message in res['msg']
+
+
+def test_a_module_that_cannot_run_is_told_from_a_module_failure(tmp_path):
+    res, log = run_probe(tmp_path, {'ansible_python_interpreter': str(tmp_path / 'no-such-python')})
+    assert res['crashed'] is True, log
+    assert res['other']['failed'] is True
