@@ -26,7 +26,8 @@ SEED_KEYS = ('site', 'keystore_password', 'key_ranges', 'symmetric_key_set', 'tc
 BACKUP_KEYS = ('dest', 'keep')
 MIN_PASSWORD_LENGTH = 6
 
-# The site names a backup folder (DESIGN.md section 3), so it must be one safe path component.
+# The site names a backup folder (<dest>/<site>/<server>/, docs/backup-and-restore.md), so it must be one safe path
+# component.
 _SITE_RE = re.compile(r'[A-Za-z0-9][A-Za-z0-9._-]{0,63}')
 _PRINTABLE_ASCII_RE = re.compile(r'[\x20-\x7e]*')
 # A key that Java's Properties.load reads back as the same key without escapes.

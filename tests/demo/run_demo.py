@@ -6,7 +6,8 @@
 Two "hosts" (``ansible_connection: local``, one ``ekm_home`` each, the stand-in EKM on two
 ports) are provisioned and operated with the collection's real playbooks; a small tape-drive
 client writes and reads cartridges through them. The run prints a summary and writes
-``demo/report.json`` (DESIGN.md section 7). Running it again changes nothing that need not change.
+``demo/report.json`` (its fields: docs/architecture.md, "The demo"). Running it again changes nothing
+that need not change.
 """
 from __future__ import annotations
 
