@@ -726,30 +726,7 @@ def test_no_change_sync_of_10000_keys_decrypts_nothing_and_moves_nothing(pair, m
 
 
 # ---------------------------------------------------------------------------------------------
-# Pure decisions
-
-def test_compare_entries():
-    p = {'a': ['secret', '1'], 'b': ['secret', '2'], 'c': ['trusted', '3'], 'd': ['secret', '4']}
-    r = {'a': ['secret', '1'], 'b': ['secret', 'x'], 'c': ['trusted', 'y'], 'e': ['secret', '5']}
-    assert _sync_plan.compare_entries(p, r) == (['d'], ['e'], ['c'], ['b'])
-
-
-def test_plan_statuses():
-    def inv(**files):
-        return {'files': {n: {'path': '/r/' + n, 'exists': sha is not None, 'sha256': sha, 'digest': None}
-                          for n, sha in files.items()}}
-    primary = inv(keystore='k2', keygroups='g2', drivetable='d1')
-    redundant = inv(keystore='k1', keygroups='g1', drivetable='d1')
-    redundant['state'] = {'version': 1, 'files': {'keygroups': {'path': '/r/keygroups', 'sha256': 'g1'}}}
-    decision = _sync_plan.plan(primary, redundant, False, {'added': ['x'], 'extra': [], 'different': []})
-    assert {n: d['status'] for n, d in decision['drift'].items()} == {
-        'keystore': 'primary_changed', 'keygroups': 'primary_changed', 'drivetable': 'same'}
-    assert decision['travel'] == ['keystore', 'keygroups'] and decision['conflicts'] == []
-    redundant['state']['files']['keygroups']['path'] = '/elsewhere'
-    decision = _sync_plan.plan(primary, redundant, False, {'added': [], 'extra': [], 'different': []})
-    assert decision['drift']['keygroups']['status'] == 'untracked_difference'
-    assert decision['travel'] == ['keystore']
-
+# Odd cases
 
 def test_module_cannot_run_alone(pair):
     params = dict(pair.params('redundant'), _sync=None)

@@ -69,6 +69,17 @@ def test_export_phase_returns_the_bytes_it_was_asked_for(tmp_path):
     assert 'changed while the sync was running' in res['msg']
 
 
+def test_a_read_only_phase_says_that_nothing_was_changed(tmp_path):
+    """The message is complete where it is made: the controller never rewords it."""
+    make_keystore(tmp_path / 'EKMKeys.jck', 1)
+    (tmp_path / 'KeyGroups.xml').mkdir()  # unreadable as a file
+    res = run_module(sync_module.main, args(tmp_path, _sync={'phase': 'inventory', 'side': 'primary'}), expect_fail=True)
+    assert str(tmp_path / 'KeyGroups.xml') in res['msg'] and res['msg'].endswith('Nothing was changed.')
+    res = run_module(sync_module.main, args(tmp_path, _sync={'phase': 'inventory', 'side': 'redundant'}), check_mode=True,
+                     expect_fail=True)
+    assert res['msg'].endswith('Nothing was changed.')
+
+
 def _install_args(primary_dir, redundant_dir, **kw):
     """Install the primary's keystore and KeyGroups.xml on an empty redundant (what the action plugin sends)."""
     ks = (primary_dir / 'EKMKeys.jck').read_bytes()
