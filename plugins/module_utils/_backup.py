@@ -637,20 +637,6 @@ def _structure(data):
         return None
 
 
-def _same_key(old, new, password):
-    """Whether two entries under one alias hold the same key; False when that cannot be shown."""
-    if old.body == new.body:
-        return True
-    if old.kind != 'secret' or new.kind != 'secret':
-        return False
-    try:
-        _a1, k1 = _jceks.unseal(old, password)
-        _a2, k2 = _jceks.unseal(new, password)
-    except _jceks.JceksError:
-        return False
-    return hmac.compare_digest(_keystore.fingerprint(k1), _keystore.fingerprint(k2))
-
-
 class RestorePlan:
     """What a restore would do, decided before anything is touched."""
 
@@ -744,28 +730,46 @@ def _compare_keystores(plan, ks_file, set_keystore, password, allow_key_loss):
         return
     plan.before_ranges = secret_ranges(current)
     plan.before_count = len(current.entries)
-    lost, replaced = [], []
-    for entry in current.entries:
-        other = set_keystore.get(entry.alias)
-        if other is None:
-            lost.append(entry.alias)
-        elif not _same_key(entry, other, password):
-            replaced.append(entry.alias)
+    lost, replaced, uncompared = _key_changes(current, set_keystore, password)
     plan.aliases_lost = compress(lost)
     plan.aliases_replaced = compress(replaced)
     plan.aliases_gained = compress([e.alias for e in set_keystore.entries if current.get(e.alias) is None])
-    if (lost or replaced) and not allow_key_loss:
+    if (lost or replaced or uncompared) and not allow_key_loss:
         parts = []
         if lost:
             parts.append('lacks %d key(s) that the current keystore holds: %s' % (len(lost), _keystore.name_aliases(lost)))
         if replaced:
             parts.append('holds different keys under %d alias(es): %s' % (len(replaced), _keystore.name_aliases(replaced)))
-        plan.refusal = ('The backup set %s %s. Restoring it would lose those keys and every tape written with them, '
-                        'so nothing was changed. Choose a newer set, or set allow_key_loss: true if these keys are '
-                        'known to be unused.' % (plan.set_path, ' and '.join(parts)))
-    elif lost or replaced:
-        plan.warnings.append('allow_key_loss is true: keys of the current keystore are given up (lost: %s; replaced: %s).'
-                             % (_keystore.name_aliases(lost) or 'none', _keystore.name_aliases(replaced) or 'none'))
+        if uncompared:
+            parts.append('cannot be compared with the current keystore under %d alias(es): %s'
+                         % (len(uncompared), '; '.join(uncompared[:_keystore.NAMED_IN_ERRORS])))
+        risk = ('Restoring it would lose those keys and every tape written with them' if lost or replaced else
+                'Whether restoring it would replace those keys is unknown (check the password)')
+        plan.refusal = ('The backup set %s %s. %s, so nothing was changed. Choose a newer set, or set allow_key_loss: '
+                        'true if these keys are known to be unused.' % (plan.set_path, ' and '.join(parts), risk))
+    elif lost or replaced or uncompared:
+        plan.warnings.append('allow_key_loss is true: keys of the current keystore are given up (lost: %s; replaced: %s; '
+                             'not compared: %s).' % (_keystore.name_aliases(lost) or 'none',
+                                                     _keystore.name_aliases(replaced) or 'none',
+                                                     '; '.join(uncompared[:_keystore.NAMED_IN_ERRORS]) or 'none'))
+
+
+def _key_changes(current, set_keystore, password):
+    """``(lost, replaced, uncompared)``: aliases of the current keystore the set lacks, holds another key under, or
+    cannot be compared under (with the reason), decided by _keystore.same_key()."""
+    lost, replaced, uncompared = [], [], []
+    for entry in current.entries:
+        other = set_keystore.get(entry.alias)
+        if other is None:
+            lost.append(entry.alias)
+            continue
+        verdict, reason = _keystore.same_key(_keystore.KeySide.of_entry(entry, password),
+                                             _keystore.KeySide.of_entry(other, password))
+        if verdict == _keystore.DIFFERENT:
+            replaced.append(entry.alias)
+        elif verdict != _keystore.SAME:
+            uncompared.append('%s (%s)' % (entry.alias, reason))
+    return lost, replaced, uncompared
 
 
 def diff_text(plan, after):

@@ -2,15 +2,25 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Read and write Java JCEKS keystores (the SunJCE format) without a JVM.
+"""Read and write Java JCEKS keystores without a JVM, in the two dialects Java runtimes write.
 
 Reading keeps every entry as the raw bytes found in the file, so existing entries (including key
 pairs, certificates and entries other providers sealed) are carried over untouched when a store is
 written back. Nothing is decrypted unless a caller asks for one key with unseal().
 
-Writing produces secret key entries byte-identical to OpenJDK keytool's for the same key, salt,
-iteration count and timestamp: a javax.crypto.spec.SecretKeySpec serialized by Java, encrypted with
-PBEWithMD5AndTripleDES and wrapped in a serialized com.sun.crypto.provider.SealedObjectForKeyProtector.
+Secret key entries come in two dialects. Both encrypt a serialized key object with
+PBEWithMD5AndTripleDES; they differ in the classes around it:
+
+- ``sunjce`` (OpenJDK, Temurin, Semeru): a javax.crypto.spec.SecretKeySpec inside a
+  com.sun.crypto.provider.SealedObjectForKeyProtector whose paramsAlg is "PBEWithMD5AndTripleDES".
+  Written byte-identical to OpenJDK keytool's entries for the same key, salt, iteration count and
+  timestamp.
+- ``ibm`` (IBM's own JRE, the one EKM ships with): a com.ibm.crypto.provider.AESSecretKey inside a
+  plain javax.crypto.SealedObject whose paramsAlg is "PBE"; IBM's keytool uses 20 iterations.
+  Written with the serialization of an entry IBM's keytool made.
+
+A Java runtime of one family cannot read the other's entries, so a keystore must hold one dialect
+only: Keystore.add() refuses to mix them.
 
 Only the standard library is needed to list and verify a store; sealing and unsealing need the
 ``cryptography`` package (3DES), which is imported on first use.
@@ -43,14 +53,23 @@ TAG_TRUSTED_CERT = 2
 TAG_SECRET_KEY = 3
 
 DEFAULT_ITERATION_COUNT = 200000
+IBM_DEFAULT_ITERATION_COUNT = 20
 MIN_ITERATION_COUNT = 1
 MAX_ITERATION_COUNT = 5000000
 
+DIALECT_SUNJCE = 'sunjce'
+DIALECT_IBM = 'ibm'
+DIALECTS = (DIALECT_SUNJCE, DIALECT_IBM)
+DIALECT_TITLES = {DIALECT_SUNJCE: "SunJCE dialect (OpenJDK's)", DIALECT_IBM: "IBM dialect (IBM's JRE)"}
+DEFAULT_ITERATIONS = {DIALECT_SUNJCE: DEFAULT_ITERATION_COUNT, DIALECT_IBM: IBM_DEFAULT_ITERATION_COUNT}
+
 PBE_ALGORITHM = 'PBEWithMD5AndTripleDES'
+IBM_PARAMS_ALG = 'PBE'
 SUNJCE_SEALED_CLASS = 'com.sun.crypto.provider.SealedObjectForKeyProtector'
 SEALED_OBJECT_CLASS = 'javax.crypto.SealedObject'
 SECRET_KEY_SPEC_CLASS = 'javax.crypto.spec.SecretKeySpec'
 KEY_REP_CLASS = 'java.security.KeyRep'
+IBM_AES_KEY_CLASS = 'com.ibm.crypto.provider.AESSecretKey'
 
 _KINDS = {TAG_PRIVATE_KEY: 'private', TAG_TRUSTED_CERT: 'trusted', TAG_SECRET_KEY: 'secret'}
 _INTEGRITY_SALT = b'Mighty Aphrodite'
@@ -61,8 +80,9 @@ _U32 = struct.Struct('>I')
 _I32 = struct.Struct('>i')
 _I64 = struct.Struct('>q')
 
-# A sealed AES-256 key is a 157-byte SecretKeySpec stream padded to 160 bytes; see guess_secret_key().
-_AES256_SEALED_LENGTH = 160
+# A sealed AES-256 key is a 157-byte SecretKeySpec stream padded to 160 bytes (SunJCE) or a
+# 123-byte AESSecretKey stream padded to 128 bytes (IBM); see guess_secret_key().
+_AES256_SEALED_LENGTH = {DIALECT_SUNJCE: 160, DIALECT_IBM: 128}
 _PARALLEL_MIN_ITEMS = 9
 
 
@@ -90,7 +110,11 @@ class JceksUnsealError(JceksError):
 
 
 class JceksUnsupportedError(JceksError):
-    """An entry was sealed with classes of another Java provider, such as IBM's JCE."""
+    """An entry was sealed with classes of a Java provider this module does not know."""
+
+
+class JceksDialectError(JceksError):
+    """A key of one dialect was to be added to a keystore that holds keys of the other."""
 
 
 def _backend_hint(what):
@@ -481,6 +505,14 @@ def _class_header(name, suid):
     return bytes((_TC_CLASSDESC,)) + _encode_utf(name) + _I64.pack(suid)
 
 
+def _sealed_fields(first_handle):
+    """SealedObject's four field descriptions; its "[B" and "Ljava/lang/String;" get handles first_handle and +1."""
+    return (b'[' + _utf_field('encodedParams') + bytes((_TC_STRING,)) + _encode_utf('[B')
+            + b'[' + _utf_field('encryptedContent') + bytes((_TC_REFERENCE,)) + _U32.pack(_BASE_HANDLE + first_handle)
+            + b'L' + _utf_field('paramsAlg') + bytes((_TC_STRING,)) + _encode_utf('Ljava/lang/String;')
+            + b'L' + _utf_field('sealAlg') + bytes((_TC_REFERENCE,)) + _U32.pack(_BASE_HANDLE + first_handle + 1))
+
+
 # The serialized SealedObjectForKeyProtector up to the length of its first byte array, exactly as
 # ObjectOutputStream writes it (handles: 0 outer class, 1 SealedObject, 2 "[B", 3 "Ljava/lang/String;",
 # 4 the object, 5 the byte[] class, 6 and 7 the arrays, 8 and 9 the strings).
@@ -488,14 +520,19 @@ _BYTE_ARRAY_CLASS = _class_header('[B', -0x530ce807f9f7ab20) + b'\x02\x00\x00' +
 _SEALED_PREFIX = (
     _STREAM_MAGIC + bytes((_TC_OBJECT,))
     + _class_header(SUNJCE_SEALED_CLASS, -3650226485480866989) + b'\x02\x00\x00' + bytes((_TC_ENDBLOCKDATA,))
-    + _class_header(SEALED_OBJECT_CLASS, 4482838265551344752) + b'\x02\x00\x04'
-    + b'[' + _utf_field('encodedParams') + bytes((_TC_STRING,)) + _encode_utf('[B')
-    + b'[' + _utf_field('encryptedContent') + bytes((_TC_REFERENCE,)) + _U32.pack(_BASE_HANDLE + 2)
-    + b'L' + _utf_field('paramsAlg') + bytes((_TC_STRING,)) + _encode_utf('Ljava/lang/String;')
-    + b'L' + _utf_field('sealAlg') + bytes((_TC_REFERENCE,)) + _U32.pack(_BASE_HANDLE + 3)
+    + _class_header(SEALED_OBJECT_CLASS, 4482838265551344752) + b'\x02\x00\x04' + _sealed_fields(2)
     + bytes((_TC_ENDBLOCKDATA, _TC_NULL, _TC_ARRAY)) + _BYTE_ARRAY_CLASS
 )
 _SEALED_SECOND_ARRAY = bytes((_TC_ARRAY, _TC_REFERENCE)) + _U32.pack(_BASE_HANDLE + 5)
+
+# IBM's keytool writes a plain SealedObject, so every handle is one lower (0 SealedObject, 1 "[B",
+# 2 "Ljava/lang/String;", 3 the object, 4 the byte[] class, 5 and 6 the arrays, 7 and 8 the strings).
+_IBM_SEALED_PREFIX = (
+    _STREAM_MAGIC + bytes((_TC_OBJECT,))
+    + _class_header(SEALED_OBJECT_CLASS, 4482838265551344752) + b'\x02\x00\x04' + _sealed_fields(1)
+    + bytes((_TC_ENDBLOCKDATA, _TC_NULL, _TC_ARRAY)) + _BYTE_ARRAY_CLASS
+)
+_IBM_SEALED_SECOND_ARRAY = bytes((_TC_ARRAY, _TC_REFERENCE)) + _U32.pack(_BASE_HANDLE + 4)
 
 # The serialized SecretKeySpec up to its algorithm string (handles: 0 class, 1 "Ljava/lang/String;",
 # 2 "[B", 3 the object, 4 the algorithm, 5 the byte[] class, 6 the key).
@@ -507,16 +544,37 @@ _SECRET_KEY_SPEC_PREFIX = (
     + bytes((_TC_ENDBLOCKDATA, _TC_NULL))
 )
 
+# IBM's serialized AESSecretKey up to the length of its key (handles: 0 class, 1 "[B", 2 the object,
+# 3 the byte[] class, 4 the key).
+_IBM_AES_KEY_PREFIX = (
+    _STREAM_MAGIC + bytes((_TC_OBJECT,))
+    + _class_header(IBM_AES_KEY_CLASS, 0x210910f87f2cf340) + b'\x02\x00\x01'
+    + b'[' + _utf_field('key') + bytes((_TC_STRING,)) + _encode_utf('[B')
+    + bytes((_TC_ENDBLOCKDATA, _TC_NULL, _TC_ARRAY)) + _BYTE_ARRAY_CLASS
+)
+
+# What a dialect's sealed object looks like: (class name, prefix, second array, paramsAlg).
+_SEALED_LAYOUTS = {
+    DIALECT_SUNJCE: (SUNJCE_SEALED_CLASS, _SEALED_PREFIX, _SEALED_SECOND_ARRAY, PBE_ALGORITHM),
+    DIALECT_IBM: (SEALED_OBJECT_CLASS, _IBM_SEALED_PREFIX, _IBM_SEALED_SECOND_ARRAY, IBM_PARAMS_ALG),
+}
+
 
 def _sealed_fast(data, pos, limit):
-    """Parse the SunJCE sealed-object layout keytool writes; None when data[pos:] is laid out otherwise."""
-    p = pos + len(_SEALED_PREFIX)
-    if p + 4 > limit or data[pos:p] != _SEALED_PREFIX:
+    """Parse the sealed-object layout of either dialect's keytool; None when data[pos:] is laid out otherwise.
+
+    Returns (dialect, end, (params offset, length), (content offset, length), [(string offset, length)] * 2).
+    """
+    for dialect, (dummy, prefix, second_array, dummy_alg) in _SEALED_LAYOUTS.items():
+        p = pos + len(prefix)
+        if p + 4 <= limit and data[pos:p] == prefix:
+            break
+    else:
         return None
     params_len = _U32.unpack_from(data, p)[0]
     params_at = p + 4
     p = params_at + params_len
-    if p + 10 > limit or data[p:p + 6] != _SEALED_SECOND_ARRAY:
+    if p + 10 > limit or data[p:p + 6] != second_array:
         return None
     content_len = _U32.unpack_from(data, p + 6)[0]
     content_at = p + 10
@@ -530,13 +588,13 @@ def _sealed_fast(data, pos, limit):
         p += 3 + length
     if p > limit:
         return None
-    return p, (params_at, params_len), (content_at, content_len), strings
+    return dialect, p, (params_at, params_len), (content_at, content_len), strings
 
 
 def _stream_end(data, pos, limit):
     fast = _sealed_fast(data, pos, limit)
     if fast is not None:
-        return fast[0]
+        return fast[1]
     reader = _StreamReader(data, pos, limit)
     reader.read_stream()
     return reader.pos
@@ -592,21 +650,34 @@ def _parse_pbe_params(der):
 # Entries and keystores
 
 class SealedInfo:
-    """What a secret key entry's outer object says, read without decrypting anything."""
+    """What a secret key entry's outer object says, read without decrypting anything.
 
-    __slots__ = ('class_name', 'salt', 'iteration_count', 'ciphertext', 'params_alg', 'seal_alg')
+    ``dialect`` is ``'sunjce'`` or ``'ibm'`` when the object is laid out the way one of those
+    writes it (and unseal() can open it), None for anything else.
+    """
 
-    def __init__(self, class_name, salt, iteration_count, ciphertext, params_alg, seal_alg):
+    __slots__ = ('class_name', 'salt', 'iteration_count', 'ciphertext', 'params_alg', 'seal_alg', 'dialect')
+
+    def __init__(self, class_name, salt, iteration_count, ciphertext, params_alg, seal_alg, dialect=None):
         self.class_name = class_name
         self.salt = salt
         self.iteration_count = iteration_count
         self.ciphertext = ciphertext
         self.params_alg = params_alg
         self.seal_alg = seal_alg
+        self.dialect = dialect
 
     def __repr__(self):
-        return 'SealedInfo(class_name=%r, iteration_count=%r, ciphertext=<%d bytes>, seal_alg=%r)' % (
-            self.class_name, self.iteration_count, len(self.ciphertext), self.seal_alg)
+        return 'SealedInfo(class_name=%r, dialect=%r, iteration_count=%r, ciphertext=<%d bytes>, seal_alg=%r)' % (
+            self.class_name, self.dialect, self.iteration_count, len(self.ciphertext), self.seal_alg)
+
+
+def _dialect_of(class_name, params_alg, seal_alg):
+    """The dialect whose class and algorithm names these are, or None."""
+    for dialect, (sealed_class, dummy, dummy_array, dialect_params_alg) in _SEALED_LAYOUTS.items():
+        if class_name == sealed_class and params_alg == dialect_params_alg and seal_alg == PBE_ALGORITHM:
+            return dialect
+    return None
 
 
 class Entry:
@@ -654,14 +725,17 @@ class Entry:
         body = self.body
         start = self._payload_offset()
         fast = _sealed_fast(body, start, len(body))
-        if fast is not None and fast[0] == len(body):
-            dummy, params, content, strings = fast
+        if fast is not None and fast[1] == len(body):
+            dialect, dummy, params, content, strings = fast
             try:
                 algs = [_decode_utf(body[p:p + n]) for p, n in strings]
             except ValueError:
                 raise JceksFormatError("Secret key entry '%s' is corrupt: an algorithm name is not valid text." % self.alias) from None
-            return self._sealed_info(SUNJCE_SEALED_CLASS, body[params[0]:params[0] + params[1]],
+            return self._sealed_info(_SEALED_LAYOUTS[dialect][0], body[params[0]:params[0] + params[1]],
                                      body[content[0]:content[0] + content[1]], algs[0], algs[1])
+        return self._parse_sealed_slowly(body, start)
+
+    def _parse_sealed_slowly(self, body, start):
         reader = _StreamReader(body, start, len(body))
         try:
             obj = reader.read_stream()
@@ -686,15 +760,15 @@ class Entry:
         return self._sealed_info(obj.class_name, params or b'', content, params_alg, seal_alg)
 
     def _sealed_info(self, class_name, params, content, params_alg, seal_alg):
-        sunjce = class_name == SUNJCE_SEALED_CLASS
+        dialect = _dialect_of(class_name, params_alg, seal_alg)
         try:
             salt, iterations = _parse_pbe_params(params)
         except ValueError:
-            if sunjce:
+            if dialect is not None:
                 raise JceksFormatError("Secret key entry '%s' is corrupt: its PBE parameters cannot be read." % self.alias) from None
             # Another provider's parameters: listing the entry must still work.
             salt, iterations = b'', 0
-        if sunjce:
+        if dialect is not None:
             if len(salt) != 8:
                 raise JceksFormatError("Secret key entry '%s' is corrupt: its PBE salt is %d bytes, not 8." % (self.alias, len(salt)))
             if not MIN_ITERATION_COUNT <= iterations <= MAX_ITERATION_COUNT:
@@ -704,18 +778,22 @@ class Entry:
             if not content or len(content) % 8:
                 raise JceksFormatError("Secret key entry '%s' is corrupt: its ciphertext is %d bytes, not a whole number of 3DES blocks."
                                        % (self.alias, len(content)))
-        return SealedInfo(class_name, salt, iterations, content, params_alg, seal_alg)
+        return SealedInfo(class_name, salt, iterations, content, params_alg, seal_alg, dialect)
+
+    @property
+    def dialect(self):
+        """``'sunjce'`` or ``'ibm'`` for a secret key that unseal() can open; None for every other entry."""
+        if self.tag != TAG_SECRET_KEY:
+            return None
+        try:
+            return self.sealed().dialect
+        except JceksUnsupportedError:
+            return None
 
     @property
     def is_sunjce(self):
-        """True when this is a secret key that OpenJDK's SunJCE provider sealed (and unseal() can open)."""
-        if self.tag != TAG_SECRET_KEY:
-            return False
-        try:
-            info = self.sealed()
-        except JceksUnsupportedError:
-            return False
-        return info.class_name == SUNJCE_SEALED_CLASS and info.seal_alg == PBE_ALGORITHM and info.params_alg == PBE_ALGORITHM
+        """True when this is a secret key that OpenJDK's SunJCE provider sealed."""
+        return self.dialect == DIALECT_SUNJCE
 
     def guess_secret_key(self):
         """(algorithm, bits) of the sealed key as far as its size tells, without decrypting.
@@ -725,11 +803,14 @@ class Entry:
         key is 157 bytes and seals to exactly 160 bytes, so any other length rules AES-256 out.
         160 bytes is also what a few other SecretKeySpecs would give (name plus key of 30 to 37
         bytes, such as RC4 with 32 bytes); keytool's AES-256 keys and this module's are the only
-        common source, so 160 is reported as ('AES', 256). Callers that must be certain unseal().
-        Everything else gives (None, None). A SunJCE entry with unreadable PBE parameters raises
-        JceksFormatError, as sealed() does.
+        common source, so 160 is reported as ('AES', 256). IBM's JRE seals its AESSecretKey, 91
+        bytes plus the key: a 32-byte key gives 123 bytes, sealed to 128 (the only AES key size
+        that does). Callers that must be certain unseal(). Everything else gives (None, None). An
+        entry of a known dialect with unreadable PBE parameters raises JceksFormatError, as
+        sealed() does.
         """
-        if self.is_sunjce and len(self.sealed().ciphertext) == _AES256_SEALED_LENGTH:
+        dialect = self.dialect
+        if dialect is not None and len(self.sealed().ciphertext) == _AES256_SEALED_LENGTH[dialect]:
             return 'AES', 256
         return None, None
 
@@ -768,28 +849,72 @@ def _upgrade_v1_body(entry):
     return b''.join(parts)
 
 
+class _EntryList(list):
+    """A keystore's entry list: every change counts up ``version``, so the alias index knows it is stale."""
+
+    def __init__(self, items=()):
+        super().__init__(items)
+        self.version = 0
+
+
+def _counting(name):
+    method = getattr(list, name)
+
+    def changed(self, *args):
+        self.version += 1
+        return method(self, *args)
+
+    changed.__name__ = name
+    changed.__doc__ = method.__doc__
+    return changed
+
+
+for _name in ('__setitem__', '__delitem__', '__iadd__', '__imul__', 'append', 'extend', 'insert', 'pop', 'remove',
+              'clear', 'sort', 'reverse'):
+    setattr(_EntryList, _name, _counting(_name))
+del _name
+
+
 class Keystore:
-    """Entries in file order; alias look-ups ignore case as Java's JCEKS provider does."""
+    """Entries in file order; alias look-ups ignore case as Java's JCEKS provider does.
+
+    ``entries`` may be changed in place (appended to, items replaced); the alias index follows.
+    add() is the checked way in: it refuses a second entry under an alias and a key of the other
+    dialect.
+    """
 
     def __init__(self, magic=MAGIC_JCEKS, version=2, entries=None):
         self.magic = magic
         self.version = version
-        self.entries = list(entries) if entries else []
         self._index = {}
+        self._index_version = None
+        self._dialects = {}
+        self._dialects_version = None
+        self.entries = entries or []
         self._reindex()
+
+    @property
+    def entries(self):
+        return self._entries
+
+    @entries.setter
+    def entries(self, entries):
+        self._entries = _EntryList(entries)
+        self._index_version = None
+        self._dialects_version = None
 
     def _reindex(self):
         index = {}
-        for entry in self.entries:
+        for entry in self._entries:
             key = entry.alias.lower()
             if key in index:
                 raise JceksError("The keystore holds alias '%s' twice (aliases are compared without case)." % entry.alias)
             index[key] = entry
         self._index = index
+        self._index_version = self._entries.version
 
     def _lookup(self):
-        # Entries appended to the list directly (rather than through add()) are picked up here.
-        if len(self._index) != len(self.entries):
+        if self._index_version != self._entries.version:
             self._reindex()
         return self._index
 
@@ -800,13 +925,38 @@ class Keystore:
         return alias.lower() in self._lookup()
 
     def __len__(self):
-        return len(self.entries)
+        return len(self._entries)
 
     def __iter__(self):
-        return iter(self.entries)
+        return iter(self._entries)
 
     def aliases(self):
-        return [entry.alias for entry in self.entries]
+        return [entry.alias for entry in self._entries]
+
+    def secret_dialects(self):
+        """``{dialect: [aliases]}`` of the secret keys; dialect None collects keys no known dialect sealed.
+
+        Cached until the entry list changes; do not modify the result.
+        """
+        if self._dialects_version != self._entries.version:
+            found = {}
+            for entry in self._entries:
+                if entry.tag == TAG_SECRET_KEY:
+                    found.setdefault(entry.dialect, []).append(entry.alias)
+            self._dialects = found
+            self._dialects_version = self._entries.version
+        return self._dialects
+
+    def dialect(self):
+        """The one dialect of this keystore's secret keys; None when it holds none of either dialect.
+
+        A keystore holding keys of both dialects raises JceksDialectError: neither Java runtime
+        can read all of it.
+        """
+        known = [d for d in self.secret_dialects() if d is not None]
+        if len(known) > 1:
+            raise JceksDialectError(_mixed_message(self.secret_dialects()))
+        return known[0] if known else None
 
     def add(self, entry):
         if not isinstance(entry, Entry):
@@ -815,8 +965,38 @@ class Keystore:
         key = entry.alias.lower()
         if key in index:
             raise JceksError("The keystore already holds an entry with alias '%s'; existing entries are never replaced." % entry.alias)
-        self.entries.append(entry)
+        dialect = entry.dialect
+        found = self.secret_dialects()
+        self._check_dialect(found, dialect)
+        self._entries.append(entry)
         index[key] = entry
+        self._index_version = self._entries.version
+        if entry.tag == TAG_SECRET_KEY:
+            found.setdefault(dialect, []).append(entry.alias)
+        self._dialects_version = self._entries.version
+
+    @staticmethod
+    def _check_dialect(found, dialect):
+        if dialect is None:
+            return
+        for other, aliases in found.items():
+            if other not in (None, dialect):
+                raise JceksDialectError(
+                    'The keystore holds keys in the %s: %s. A key in the %s cannot be added to it: a Java runtime '
+                    'reads only one of the two dialects and would lose the other keys. Nothing was changed.'
+                    % (DIALECT_TITLES[other], _some_aliases(aliases), DIALECT_TITLES[dialect]))
+
+
+def _some_aliases(aliases, limit=10):
+    if len(aliases) > limit:
+        return '%s and %d more' % (', '.join(aliases[:limit]), len(aliases) - limit)
+    return ', '.join(aliases)
+
+
+def _mixed_message(found):
+    parts = ['%s: %s' % (DIALECT_TITLES[d], _some_aliases(aliases)) for d, aliases in found.items() if d is not None]
+    return ('The keystore holds keys in both dialects (%s); no Java runtime can read all of them, so it is not extended. '
+            'Split it with the keytool of each runtime.' % '; '.join(parts))
 
 
 def new_keystore():
@@ -948,7 +1128,7 @@ def _integrity_error(keystore, password):
             if entry.tag != TAG_SECRET_KEY:
                 continue
             try:
-                if entry.is_sunjce and (probe is None or entry.sealed().iteration_count < probe.sealed().iteration_count):
+                if entry.dialect and (probe is None or entry.sealed().iteration_count < probe.sealed().iteration_count):
                     probe = entry
             except JceksError:
                 continue
@@ -990,11 +1170,13 @@ def dump(keystore, password):
 
 
 # ---------------------------------------------------------------------------------------------
-# Sealing and unsealing (PBEWithMD5AndTripleDES, as com.sun.crypto.provider.KeyProtector)
+# Sealing and unsealing (PBEWithMD5AndTripleDES, as SunJCE's KeyProtector and IBM's keytool do it)
 
 def _crypto():
+    """(Cipher, CBC, TripleDES, PKCS7) from ``cryptography``, imported on first use."""
     try:
         from cryptography.hazmat.primitives.ciphers import Cipher, modes
+        from cryptography.hazmat.primitives.padding import PKCS7
     except ImportError:
         raise JceksError("Sealing or unsealing keys needs the Python library 'cryptography', which is not installed "
                          "for the Python interpreter running this code.") from None
@@ -1005,7 +1187,7 @@ def _crypto():
             # Older releases only have it here; newer ones warn that it will move.
             warnings.simplefilter('ignore')
             from cryptography.hazmat.primitives.ciphers.algorithms import TripleDES
-    return Cipher, modes.CBC, TripleDES
+    return Cipher, modes.CBC, TripleDES, PKCS7
 
 
 def _key_password_bytes(key_password):
@@ -1072,49 +1254,81 @@ def _check_key(key, alias):
     return bytes(key)
 
 
-def _secret_key_spec_stream(algorithm, key):
+def _check_dialect(dialect):
+    if dialect not in DIALECTS:
+        raise JceksError('The keystore dialect must be one of %s, not %r.' % (', '.join(DIALECTS), dialect))
+    return dialect
+
+
+def _key_stream(dialect, algorithm, key):
+    """The serialized key object a dialect seals: SunJCE's SecretKeySpec or IBM's AESSecretKey."""
     if not isinstance(algorithm, str) or not algorithm:
         raise JceksError('The key algorithm must be a non-empty string.')
+    if dialect == DIALECT_IBM:
+        if algorithm != 'AES' or len(key) not in (16, 24, 32):
+            raise JceksError('The IBM dialect is only known for AES keys of 128, 192 or 256 bits, not %s with %d bits.'
+                             % (algorithm, len(key) * 8))
+        return _IBM_AES_KEY_PREFIX + _U32.pack(len(key)) + key
     return (_SECRET_KEY_SPEC_PREFIX + bytes((_TC_STRING,)) + _encode_utf(algorithm)
             + bytes((_TC_ARRAY,)) + _BYTE_ARRAY_CLASS + _U32.pack(len(key)) + key)
 
 
 def _encrypt(crypto, derived, plaintext):
-    cipher_cls, cbc, triple_des = crypto
-    pad = 8 - len(plaintext) % 8
+    cipher_cls, cbc, triple_des, pkcs7 = crypto
+    padder = pkcs7(64).padder()  # PKCS#5 is PKCS#7 on 8-byte blocks
     encryptor = cipher_cls(triple_des(derived[:24]), cbc(derived[24:])).encryptor()
-    return encryptor.update(plaintext + bytes((pad,)) * pad) + encryptor.finalize()
+    return encryptor.update(padder.update(plaintext) + padder.finalize()) + encryptor.finalize()
 
 
-def _secret_entry(alias, created, salt, iteration_count, ciphertext):
+def _decrypt(crypto, derived, ciphertext, alias):
+    cipher_cls, cbc, triple_des, pkcs7 = crypto
+    decryptor = cipher_cls(triple_des(derived[:24]), cbc(derived[24:])).decryptor()
+    unpadder = pkcs7(64).unpadder()
+    try:
+        return unpadder.update(decryptor.update(ciphertext) + decryptor.finalize()) + unpadder.finalize()
+    except ValueError:
+        raise JceksUnsealError("Key '%s' could not be decrypted: the key password is wrong or the entry is damaged." % alias) from None
+
+
+def _secret_entry(dialect, alias, created, salt, iteration_count, ciphertext):
+    dummy, prefix, second_array, params_alg = _SEALED_LAYOUTS[dialect]
     params = _pbe_params(salt, iteration_count)
-    pbe = _encode_utf(PBE_ALGORITHM)
     body = b''.join((
         _U32.pack(TAG_SECRET_KEY), _encode_utf(alias), _I64.pack(created),
-        _SEALED_PREFIX, _U32.pack(len(params)), params,
-        _SEALED_SECOND_ARRAY, _U32.pack(len(ciphertext)), ciphertext,
-        bytes((_TC_STRING,)), pbe, bytes((_TC_STRING,)), pbe,
+        prefix, _U32.pack(len(params)), params,
+        second_array, _U32.pack(len(ciphertext)), ciphertext,
+        bytes((_TC_STRING,)), _encode_utf(params_alg), bytes((_TC_STRING,)), _encode_utf(PBE_ALGORITHM),
     ))
     return Entry(alias, TAG_SECRET_KEY, created, body)
 
 
-def seal_secret_key(alias, key, key_password, iteration_count=DEFAULT_ITERATION_COUNT,
-                    algorithm='AES', created=None, salt=None):
-    """A new secret key entry, byte-identical to what OpenJDK's keytool writes for the same inputs."""
+def _check_salt(salt):
+    if salt is None:
+        return _random_salt()
+    if not isinstance(salt, (bytes, bytearray)) or len(salt) != 8:
+        raise JceksError('A PBE salt must be 8 bytes.')
+    return bytes(salt)
+
+
+def seal_secret_key(alias, key, key_password, iteration_count=None, algorithm='AES', created=None, salt=None,
+                    dialect=DIALECT_SUNJCE):
+    """A new secret key entry in a dialect, laid out exactly as that dialect's keytool writes it.
+
+    SunJCE entries are byte-identical to OpenJDK keytool's for the same inputs. The iteration count
+    defaults to the dialect's keytool default (200000 SunJCE, 20 IBM).
+    """
+    dialect = _check_dialect(dialect)
     alias = _check_alias(alias)
     key = _check_key(key, alias)
     password = _key_password_bytes(key_password)
+    if iteration_count is None:
+        iteration_count = DEFAULT_ITERATIONS[dialect]
     _check_iterations(iteration_count)
     created = _check_created(created)
-    if salt is None:
-        salt = _random_salt()
-    elif not isinstance(salt, (bytes, bytearray)) or len(salt) != 8:
-        raise JceksError('A PBE salt must be 8 bytes.')
-    salt = bytes(salt)
-    plaintext = _secret_key_spec_stream(algorithm, key)
-    crypto = _crypto()
-    ciphertext = _encrypt(crypto, _derive(password, salt, iteration_count), plaintext)
-    return _secret_entry(alias, created, salt, iteration_count, ciphertext)
+    salt = _check_salt(salt)
+    plaintext = _key_stream(dialect, algorithm, key)
+    ciphertext = _encrypt(_crypto(), _derive(password, salt, iteration_count), plaintext)
+    return _secret_entry(dialect, alias, created, salt, iteration_count, ciphertext)
 
 
 def _worker_count(processes, items):
@@ -1127,30 +1341,29 @@ def _worker_count(processes, items):
 
 
 def _derive_in_processes(password, salts, iteration_count, workers):
-    """The PBE loops of a batch in forked worker processes; None if no pool could be used."""
+    """The PBE loops of a batch in forked worker processes; raises _NoPool saying why none could be used."""
     try:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
         from concurrent.futures.process import BrokenProcessPool
         context = multiprocessing.get_context('fork')
-    except (ImportError, ValueError):
-        return None
+    except (ImportError, ValueError) as exc:
+        raise _NoPool('this Python cannot fork worker processes (%s)' % exc) from None
     try:
         # ProcessPoolExecutor rather than multiprocessing.Pool: a worker that dies (OOM killer)
         # raises BrokenProcessPool instead of leaving the batch waiting forever.
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as executor:
             return list(executor.map(_derive, [password] * len(salts), salts, [iteration_count] * len(salts)))
-    except (BrokenProcessPool, OSError, EOFError, AssertionError):
+    except (BrokenProcessPool, OSError, EOFError, AssertionError) as exc:
         # AssertionError: multiprocessing refuses to start children from a daemonic process.
-        return None
+        raise _NoPool('the worker processes could not run (%s: %s)' % (type(exc).__name__, exc)) from None
 
 
-def seal_secret_keys(items, key_password, iteration_count=DEFAULT_ITERATION_COUNT, processes=None, created=None):
-    """Seal many (alias, key) pairs, on several cores when there are enough; entries in input order."""
-    items = list(items)
-    password = _key_password_bytes(key_password)
-    _check_iterations(iteration_count)
-    created = _check_created(created)
+class _NoPool(Exception):
+    pass
+
+
+def _checked_items(items):
     checked = []
     seen = set()
     for alias, key in items:
@@ -1159,6 +1372,23 @@ def seal_secret_keys(items, key_password, iteration_count=DEFAULT_ITERATION_COUN
             raise JceksError("Alias '%s' appears twice in one batch of keys." % alias)
         seen.add(alias)
         checked.append((alias, _check_key(key, alias)))
+    return checked
+
+
+def seal_secret_keys(items, key_password, iteration_count=None, processes=None, created=None, dialect=DIALECT_SUNJCE,
+                     warn=None):
+    """Seal many (alias, AES key) pairs, on several cores when there are enough; entries in input order.
+
+    When worker processes were wanted but could not run, the batch is sealed in this process and
+    ``warn`` (a callable taking one sentence, such as AnsibleModule.warn) is told why.
+    """
+    dialect = _check_dialect(dialect)
+    password = _key_password_bytes(key_password)
+    if iteration_count is None:
+        iteration_count = DEFAULT_ITERATIONS[dialect]
+    _check_iterations(iteration_count)
+    created = _check_created(created)
+    checked = _checked_items(items)
     if not checked:
         return []
     crypto = _crypto()
@@ -1166,45 +1396,40 @@ def seal_secret_keys(items, key_password, iteration_count=DEFAULT_ITERATION_COUN
     derived = None
     workers = _worker_count(processes, len(checked))
     if workers > 1 and len(checked) >= _PARALLEL_MIN_ITEMS:
-        derived = _derive_in_processes(password, salts, iteration_count, workers)
+        try:
+            derived = _derive_in_processes(password, salts, iteration_count, workers)
+        except _NoPool as exc:
+            if warn is not None:
+                warn('%d keys were sealed in one process instead of %d: %s.' % (len(checked), workers, exc))
     if derived is None:
         derived = [_derive(password, salt, iteration_count) for salt in salts]
     return [
-        _secret_entry(alias, created, salt, iteration_count, _encrypt(crypto, keys, _secret_key_spec_stream('AES', key)))
+        _secret_entry(dialect, alias, created, salt, iteration_count,
+                      _encrypt(crypto, keys, _key_stream(dialect, 'AES', key)))
         for (alias, key), salt, keys in zip(checked, salts, derived)
     ]
 
 
-def _unpad(plaintext, alias):
-    pad = plaintext[-1] if plaintext else 0
-    if not 1 <= pad <= 8 or plaintext[-pad:] != bytes((pad,)) * pad:
-        raise JceksUnsealError("Key '%s' could not be decrypted: the key password is wrong or the entry is damaged." % alias)
-    return plaintext[:-pad]
-
-
 def unseal(entry, key_password):
-    """Decrypt a SunJCE secret key entry; returns (algorithm, key bytes)."""
+    """Decrypt a secret key entry of either dialect; returns (algorithm, key bytes)."""
     info = entry.sealed()
-    if not entry.is_sunjce:
+    if info.dialect is None:
         raise JceksUnsupportedError(_backend_hint(
-            "Secret key entry '%s' was sealed by %s with %s, not by OpenJDK's SunJCE provider"
-            % (entry.alias, info.class_name, info.seal_alg)))
+            "Secret key entry '%s' was sealed by %s with %s (parameters %s), which is neither OpenJDK's nor IBM's "
+            "keytool layout" % (entry.alias, info.class_name, info.seal_alg, info.params_alg)))
     password = _key_password_bytes(key_password)
-    crypto = _crypto()
-    cipher_cls, cbc, triple_des = crypto
     derived = _derive(password, info.salt, info.iteration_count)
-    decryptor = cipher_cls(triple_des(derived[:24]), cbc(derived[24:])).decryptor()
-    plaintext = _unpad(decryptor.update(info.ciphertext) + decryptor.finalize(), entry.alias)
+    plaintext = _decrypt(_crypto(), derived, info.ciphertext, entry.alias)
     reader = _StreamReader(plaintext, 0, len(plaintext))
     try:
         obj = reader.read_stream()
     except _StreamError:
         raise JceksUnsealError("Key '%s' could not be decrypted: the key password is wrong or the entry is damaged."
                                % entry.alias) from None
-    return _key_from_object(obj, entry.alias)
+    return _key_from_object(obj, entry.alias, info.dialect)
 
 
-def _key_from_object(obj, alias):
+def _key_from_object(obj, alias, dialect):
     bad = JceksUnsealError("Key '%s' decrypted to a damaged key object." % alias)
     if not isinstance(obj, _JavaObject):
         raise bad
@@ -1221,6 +1446,10 @@ def _key_from_object(obj, alias):
                 alias, getattr(key_type, 'constant', '?'), key_format))
         algorithm = obj.field(KEY_REP_CLASS, 'algorithm')
         key = obj.field(KEY_REP_CLASS, 'encoded')
+    elif obj.class_name == IBM_AES_KEY_CLASS and dialect == DIALECT_IBM:
+        # IBM's key class keeps the raw key in its one field; OpenJDK's JCEKS filter would refuse it.
+        algorithm = 'AES'
+        key = obj.field(IBM_AES_KEY_CLASS, 'key')
     else:
         raise JceksUnsupportedError(_backend_hint("Key '%s' is a serialized %s" % (alias, obj.class_name)))
     if not isinstance(algorithm, str) or not algorithm or not isinstance(key, bytes) or not key:

@@ -1,11 +1,12 @@
 # Copyright (c) 2026 tapecrypt.ekm contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Keystore inventory, fingerprints, comparison and the two ways of adding keys.
+"""Keystore inventory, fingerprints, the one key comparison, dialects and the two ways of adding keys.
 
 Everything here works on aliases, counts and hashes. Key bytes exist only inside
 ``fingerprint()`` callers and the sealing step, and never leave this process: results,
-diffs and errors name aliases, never key material.
+diffs and errors name aliases, never key material. (Python cannot wipe them from memory;
+they live until the garbage collector reuses the space, like every other Python object.)
 """
 from __future__ import annotations
 
@@ -80,6 +81,7 @@ def entry_info(entry, key_password=None, with_fingerprint=False):
         'kind': entry.kind,
         'created': iso_time(entry.created),
         'entry_sha256': entry.sha256,
+        'dialect': entry.dialect,
         'algorithm': None,
         'size': None,
     }
@@ -89,9 +91,17 @@ def entry_info(entry, key_password=None, with_fingerprint=False):
             info['algorithm'] = algorithm
             info['size'] = len(key) * 8
             info['fingerprint'] = fingerprint(key)
-        elif entry.is_sunjce:
+        else:
             info['algorithm'], info['size'] = entry.guess_secret_key()
     return info
+
+
+def dialect_summary(keystore):
+    """``sunjce``, ``ibm``, ``mixed`` (both: no Java runtime reads all of it) or None (no key of either)."""
+    known = [d for d in keystore.secret_dialects() if d is not None]
+    if len(known) > 1:
+        return 'mixed'
+    return known[0] if known else None
 
 
 def inventory(keystore, path=None, data=None, fingerprints=False, key_password=None, with_entries=True):
@@ -103,6 +113,7 @@ def inventory(keystore, path=None, data=None, fingerprints=False, key_password=N
         'exists': True,
         'sha256': hashlib.sha256(data).hexdigest() if data is not None else None,
         'type': 'JKS' if keystore.magic == 0xFEEDFEED else 'JCEKS',
+        'dialect': dialect_summary(keystore),
         'count': len(keystore.entries),
         'ranges': compress(secret),
         'digest': digest(keystore),
@@ -113,11 +124,11 @@ def inventory(keystore, path=None, data=None, fingerprints=False, key_password=N
 def check_existing(keystore, aliases, backend='python'):
     """Every requested alias that exists must be a 256-bit AES secret key.
 
-    Judged from the entry's structure without decrypting (an AES-256 SecretKeySpec always
-    seals to the same length), so a no-change run over thousands of keys stays fast. Entries
-    sealed by another provider (IBM's JRE) cannot be judged that way: the python backend
-    refuses them and names ``backend: keytool``; the keytool backend accepts them, since that
-    JRE made them.
+    Judged from the entry's structure without decrypting (an AES-256 key of either dialect
+    always seals to the same length), so a no-change run over thousands of keys stays fast.
+    Entries sealed in a layout neither dialect writes cannot be judged that way: the python
+    backend refuses them and names ``backend: keytool``; the keytool backend accepts them,
+    since the host's JRE made them.
     """
     wrong, foreign = [], []
     for alias in aliases:
@@ -126,7 +137,7 @@ def check_existing(keystore, aliases, backend='python'):
             continue
         if entry.kind != 'secret':
             wrong.append('%s (%s)' % (entry.alias, KIND_NAMES.get(entry.kind, entry.kind)))
-        elif not entry.is_sunjce:
+        elif entry.dialect is None:
             foreign.append(entry.alias)
         elif entry.guess_secret_key() != ('AES', 256):
             wrong.append('%s (a secret key that is not 256-bit AES)' % entry.alias)
@@ -134,27 +145,60 @@ def check_existing(keystore, aliases, backend='python'):
         raise KeystoreError('These aliases exist but are not 256-bit AES secret keys, so they cannot serve as tape data keys: %s. '
                             'Nothing was changed; choose other aliases or ranges.' % ', '.join(wrong[:NAMED_IN_ERRORS]))
     if foreign and backend == 'python':
-        raise KeystoreError('These entries were sealed by another Java provider (for example the IBM JRE that EKM ships with) and '
-                            'cannot be checked or extended by the python backend: %s. Use backend: keytool with that JRE. '
+        raise KeystoreError('These entries were sealed in a layout that neither OpenJDK\'s nor IBM\'s keytool writes, so the python '
+                            'backend cannot check or extend them: %s. Use backend: keytool with the JRE that wrote them. '
                             'Nothing was changed.' % name_aliases(foreign))
 
 
-def new_entries(aliases, key_password, iteration_count, processes=None):
-    """Fresh random AES-256 keys, sealed in the SunJCE format (parallel: the PBE loop is the cost)."""
-    items = [(a, _jceks.generate_aes_key()) for a in aliases]
+def resolve_dialect(keystore, requested='auto'):
+    """The dialect new keys get: the one of the keys already in the keystore, else ``requested`` (auto: sunjce).
+
+    Refuses a keystore that already mixes both dialects, and a requested dialect that differs
+    from the keys already there; the message names the aliases.
+    """
     try:
-        return _jceks.seal_secret_keys(items, key_password, iteration_count, processes=processes)
-    finally:
-        del items
+        existing = keystore.dialect()
+    except _jceks.JceksDialectError as exc:
+        raise KeystoreError(str(exc))
+    if requested in (None, 'auto'):
+        return existing or _jceks.DIALECT_SUNJCE
+    if existing is not None and existing != requested:
+        aliases = keystore.secret_dialects()[existing]
+        raise KeystoreError(
+            'dialect is %s, but the keystore\'s keys are in the %s (%s). A Java runtime reads only one of the two, so '
+            'keys of both in one keystore would make some unreadable; nothing was changed. Use dialect: auto (or %s) '
+            'to add keys in the dialect already there.'
+            % (requested, _jceks.DIALECT_TITLES[existing], name_aliases(aliases), existing))
+    return requested
 
 
-def add_python(keystore, aliases, password, key_password, iteration_count, processes=None):
+def default_iteration_count(keystore, dialect):
+    """The iteration count most of the keystore's keys of ``dialect`` use; else that dialect's keytool default."""
+    counts = {}
+    for entry in keystore.entries:
+        if entry.tag == _jceks.TAG_SECRET_KEY and entry.dialect == dialect:
+            count = entry.sealed().iteration_count
+            counts[count] = counts.get(count, 0) + 1
+    if not counts:
+        return _jceks.DEFAULT_ITERATIONS[dialect]
+    return max(counts, key=lambda c: (counts[c], c))
+
+
+def new_entries(aliases, key_password, iteration_count, processes=None, dialect=_jceks.DIALECT_SUNJCE, warn=None):
+    """Fresh random AES-256 keys, sealed in ``dialect`` (parallel: the PBE loop is the cost)."""
+    items = [(a, _jceks.generate_aes_key()) for a in aliases]
+    return _jceks.seal_secret_keys(items, key_password, iteration_count, processes=processes, dialect=dialect, warn=warn)
+
+
+def add_python(keystore, aliases, password, key_password, iteration_count, processes=None, dialect=_jceks.DIALECT_SUNJCE,
+               warn=None):
     """New file bytes holding every old entry byte for byte plus the new keys (``keystore`` is extended).
 
-    ``dump()`` parses its own output again before returning it, so a file Java could not read never
-    reaches the disk.
+    ``Keystore.add()`` refuses keys of a dialect other than the one already there. ``dump()``
+    parses its own output again before returning it, so a file Java could not read never reaches
+    the disk.
     """
-    for entry in new_entries(aliases, key_password, iteration_count, processes):
+    for entry in new_entries(aliases, key_password, iteration_count, processes, dialect, warn):
         keystore.add(entry)
     return _jceks.dump(keystore, password)
 
@@ -247,30 +291,111 @@ def add_keytool(keytool, path, data, aliases, password, key_password):
     return new
 
 
+# ---------------------------------------------------------------------------------------------
+# The one key comparison: same key under the same alias?
+
+SAME = 'same'
+DIFFERENT = 'different'
+CANNOT_COMPARE = 'cannot_compare'
+NEEDS_FINGERPRINTS = 'needs_fingerprints'
+
+
+class KeySide:
+    """One side of a key comparison: the entry's kind, the hash of its bytes and its key's fingerprint.
+
+    Built from an entry (``KeySide.of_entry``), the fingerprint is computed when first needed and an
+    entry that cannot be decrypted records why. Built from values (the sync compares entry lists
+    reported by two hosts), the fingerprint is whatever the caller knows: None until it asks.
+    """
+
+    __slots__ = ('kind', 'sha256', '_fingerprint', 'error', '_entry', '_key_password')
+
+    def __init__(self, kind, sha256, fingerprint=None, error=None):
+        self.kind = kind
+        self.sha256 = sha256
+        self._fingerprint = fingerprint
+        self.error = error
+        self._entry = None
+        self._key_password = None
+
+    @classmethod
+    def of_entry(cls, entry, key_password=None):
+        side = cls(entry.kind, entry.sha256)
+        side._entry = entry
+        side._key_password = key_password
+        return side
+
+    @property
+    def can_decrypt(self):
+        return self._entry is not None
+
+    def fingerprint(self):
+        """The key's fingerprint, or None (then ``error`` says why when decrypting failed)."""
+        if self._fingerprint is None and self.error is None and self._entry is not None and self.kind == 'secret':
+            if self._key_password is None:
+                self.error = 'no key password was given to decrypt it'
+                return None
+            try:
+                dummy, key = _jceks.unseal(self._entry, self._key_password)
+            except _jceks.JceksError as exc:
+                self.error = str(exc)
+            else:
+                self._fingerprint = fingerprint(key)
+        return self._fingerprint
+
+
+def same_key(first, second):
+    """Whether two entries under one alias hold the same key: ``(verdict, reason)``; never a guess.
+
+    - SAME: the entries are byte-identical, or both are secret keys (of either dialect) with equal
+      fingerprints.
+    - DIFFERENT: the entries are of different kinds, or both keys were decrypted and differ.
+    - CANNOT_COMPARE: a key could not be decrypted (``reason`` says why), or the entries are key
+      pairs or certificates whose bytes differ (this collection compares secret keys only).
+    - NEEDS_FINGERPRINTS: both are secret keys with different bytes and a side built from values
+      has no fingerprint yet; the caller fetches fingerprints and asks again.
+    """
+    if first.sha256 == second.sha256:
+        return SAME, None
+    if first.kind != second.kind:
+        return DIFFERENT, 'a %s entry on one side, a %s entry on the other' % (first.kind, second.kind)
+    if first.kind != 'secret':
+        return CANNOT_COMPARE, '%s entries whose bytes differ are not compared by content' % KIND_NAMES.get(first.kind, first.kind)
+    prints = []
+    for side in (first, second):
+        value = side.fingerprint()
+        if value is None:
+            if side.error is not None:
+                return CANNOT_COMPARE, side.error
+            if not side.can_decrypt:
+                return NEEDS_FINGERPRINTS, None
+            return CANNOT_COMPARE, 'its key could not be read'
+        prints.append(value)
+    if hmac.compare_digest(prints[0], prints[1]):
+        return SAME, None
+    return DIFFERENT, 'the keys differ'
+
+
 def compare(primary, redundant, primary_key_password=None, redundant_key_password=None):
     """The subset rule: every redundant alias must exist on the primary with the same key.
 
     Returns ``(missing, conflicts)``: aliases the redundant lacks, and aliases whose key differs
-    (or that the primary does not have at all). Byte-equal entries are equal keys; entries whose
-    bytes differ are unsealed on both sides and compared by fingerprint.
+    (or that the primary does not have at all). Decided by same_key(); an alias whose keys cannot
+    be compared raises KeystoreError naming it.
     """
     missing = [e.alias for e in primary.entries if redundant.get(e.alias) is None]
-    conflicts = []
+    conflicts, unknown = [], []
     for entry in redundant.entries:
         other = primary.get(entry.alias)
         if other is None:
             conflicts.append(entry.alias)
-        elif other.body == entry.body:
             continue
-        elif entry.kind != 'secret' or other.kind != 'secret':
-            if entry.kind != other.kind or entry.body != other.body:
-                conflicts.append(entry.alias)
-        else:
-            try:
-                _a1, k1 = _jceks.unseal(other, primary_key_password)
-                _a2, k2 = _jceks.unseal(entry, redundant_key_password)
-            except _jceks.JceksError as exc:
-                raise KeystoreError('Cannot compare alias %s between the servers: %s' % (entry.alias, exc))
-            if not hmac.compare_digest(fingerprint(k1), fingerprint(k2)):
-                conflicts.append(entry.alias)
+        verdict, reason = same_key(KeySide.of_entry(other, primary_key_password), KeySide.of_entry(entry, redundant_key_password))
+        if verdict == DIFFERENT:
+            conflicts.append(entry.alias)
+        elif verdict != SAME:
+            unknown.append('%s (%s)' % (entry.alias, reason))
+    if unknown:
+        raise KeystoreError('Cannot compare the keys under these aliases between the servers: %s'
+                            % '; '.join(unknown[:NAMED_IN_ERRORS]))
     return missing, conflicts

@@ -57,10 +57,9 @@ options:
     default: true
   backend:
     description:
-      - V(python) seals new keys natively in the SunJCE format, byte-compatible with OpenJDK's keytool, using every
-        CPU core.
-      - V(keytool) has the host's own keytool seal the new keys. Use it on EKM hosts whose JRE (IBM's) cannot read
-        SunJCE entries; O(verify_with_keytool) tells you whether that is the case.
+      - V(python) seals new keys natively in the keystore's dialect (see O(dialect)), using every CPU core.
+      - V(keytool) has the host's own keytool seal the new keys, the fallback for a JRE that reads neither dialect as
+        this module writes it; O(verify_with_keytool) tells you whether that is the case.
       - With V(keytool), the module writes the new random keys into PKCS#12 files in a private temporary directory,
         protected by a one-time password, and C(keytool -importkeystore) seals each file into JCEKS in one JVM run,
         one JVM per CPU core (see O(processes)) on its share of the keys. The sealed entries are then added byte for
@@ -71,6 +70,21 @@ options:
     type: str
     choices: [python, keytool]
     default: python
+  dialect:
+    description:
+      - How new keys are sealed. Java runtimes write JCEKS secret keys in one of two dialects and read only their own;
+        one keystore never holds both.
+      - V(sunjce) is what OpenJDK (and Temurin, Semeru) writes and reads, byte-identical to OpenJDK's keytool.
+      - V(ibm) is what IBM's JRE, the one EKM ships with, writes and reads; entries are laid out exactly like those
+        of IBM's keytool.
+      - V(auto) takes the dialect of the secret keys already in the keystore; a keystore that does not exist yet (or
+        holds no secret key) gets V(sunjce).
+      - Naming a dialect other than the one of the keys already in the keystore fails and changes nothing, and so
+        does a keystore that already holds both.
+      - With O(backend=keytool) the host's keytool decides; the module only refuses a result that mixes dialects.
+    type: str
+    choices: [auto, sunjce, ibm]
+    default: auto
   keytool_path:
     description:
       - Path of the keytool to run for O(backend=keytool) and O(verify_with_keytool). Default is
@@ -82,10 +96,14 @@ options:
     type: path
   iteration_count:
     description:
-      - PBE iteration count for new entries (what protects each key with O(key_password)). The default is what
-        OpenJDK's keytool writes. Java refuses to read counts above 5000000.
+      - PBE iteration count for new entries (what protects each key with O(key_password)). Java refuses to read
+        counts above 5000000.
+      - Default is the count most of the keystore's keys of the same dialect already use; for the first key of a
+        dialect it is what that dialect's keytool writes, 200000 (OpenJDK) or 20 (IBM).
+      - The keystore's integrity hash is keyed with the bare store password, so more iterations do not protect that
+        password; an IBM JRE release that cannot read an unusual count would lose the key. Keep the default for
+        V(ibm).
     type: int
-    default: 200000
   processes:
     description:
       - Worker processes that seal new keys in parallel. Default is the number of CPUs.
@@ -134,6 +152,16 @@ EXAMPLES = r'''
     password: "{{ vault_ekm_keystore_password }}"
     ranges:
       - DCA201-2FF
+    java_home: /opt/ekm/jre
+    verify_with_keytool: true
+
+- name: Create the keystore of an EKM that runs on IBM's JRE, in that JRE's dialect, and prove that it reads the keys
+  tapecrypt.ekm.keystore:
+    path: /opt/ekm/keystore/EKMKeys.jck
+    password: "{{ vault_ekm_keystore_password }}"
+    ranges:
+      - DCA001-200
+    dialect: ibm
     java_home: /opt/ekm/jre
     verify_with_keytool: true
 
@@ -191,6 +219,16 @@ keytool:
       type: str
       returned: when RV(keytool.method=genseckey)
   sample: {method: importkeystore, runs: 2}
+dialect:
+  description: Dialect of the keystore's secret keys after the run (V(sunjce) or V(ibm)), as O(dialect) resolved it.
+  returned: always
+  type: str
+  sample: ibm
+iteration_count:
+  description: PBE iteration count of the keys this run sealed (or would seal); V(null) with O(backend=keytool).
+  returned: always
+  type: int
+  sample: 20
 verified_with_keytool:
   description: Whether the host's keytool decrypted every entry of the written keystore.
   returned: always
@@ -232,102 +270,132 @@ def diff_text(secret):
     return '\n'.join(lines) + '\n'
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            path=dict(type='path', required=True),
-            password=dict(type='str', required=True, no_log=True),
-            key_password=dict(type='str', no_log=True),
-            ranges=dict(type='list', elements='raw', default=[]),
-            aliases=dict(type='list', elements='str', default=[]),
-            generate=dict(type='bool', default=True),
-            backend=dict(type='str', choices=['python', 'keytool'], default='python'),
-            keytool_path=dict(type='path'),
-            java_home=dict(type='path'),
-            iteration_count=dict(type='int', default=_jceks.DEFAULT_ITERATION_COUNT),
-            processes=dict(type='int'),
-            verify_with_keytool=dict(type='bool', default=False),
-            backup=dict(type='bool', default=False),
-        ),
-        add_file_common_args=True,
-        supports_check_mode=True,
+def argument_spec():
+    return dict(
+        path=dict(type='path', required=True),
+        password=dict(type='str', required=True, no_log=True),
+        key_password=dict(type='str', no_log=True),
+        ranges=dict(type='list', elements='raw', default=[]),
+        aliases=dict(type='list', elements='str', default=[]),
+        generate=dict(type='bool', default=True),
+        backend=dict(type='str', choices=['python', 'keytool'], default='python'),
+        dialect=dict(type='str', choices=['auto'] + list(_jceks.DIALECTS), default='auto'),
+        keytool_path=dict(type='path'),
+        java_home=dict(type='path'),
+        iteration_count=dict(type='int'),
+        processes=dict(type='int'),
+        verify_with_keytool=dict(type='bool', default=False),
+        backup=dict(type='bool', default=False),
     )
+
+
+def check_params(module):
+    """Fail early on arguments no keystore could satisfy; returns the key password to use."""
     p = module.params
-    path = p['path']
-    password = p['password']
-    key_password = p['key_password'] if p['key_password'] is not None else password
-    if not _jceks.MIN_ITERATION_COUNT <= p['iteration_count'] <= _jceks.MAX_ITERATION_COUNT:
+    count = p['iteration_count']
+    if count is not None and not _jceks.MIN_ITERATION_COUNT <= count <= _jceks.MAX_ITERATION_COUNT:
         module.fail_json(msg='iteration_count must be between %d and %d (Java refuses to read more); got %d.'
-                         % (_jceks.MIN_ITERATION_COUNT, _jceks.MAX_ITERATION_COUNT, p['iteration_count']))
+                         % (_jceks.MIN_ITERATION_COUNT, _jceks.MAX_ITERATION_COUNT, count))
+    path = p['path']
     if os.path.isdir(path):
         module.fail_json(msg='path %s is a directory; give the keystore file, for example %s/EKMKeys.jck.' % (path, path))
     if p['generate']:
         require_cryptography(module, 'to create keys (sealed by backend=python, or carried to keytool in a PKCS#12 file)')
+    if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        module.fail_json(msg='The directory of %s does not exist; create it first (mode 0700, owned by the EKM user).' % path)
+    return p['key_password'] if p['key_password'] is not None else p['password']
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), add_file_common_args=True, supports_check_mode=True)
+    p = module.params
+    path = p['path']
+    key_password = check_params(module)
     wanted = requested_aliases(module)
     if not wanted:
         module.fail_json(msg='Nothing to ensure: give at least one range or alias.')
-
-    result = dict(changed=False, created=[], created_count=0, total=0, digest=None, verified_with_keytool=False)
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        module.fail_json(msg='The directory of %s does not exist; create it first (mode 0700, owned by the EKM user).' % path)
-
+    result = dict(changed=False, created=[], created_count=0, total=0, digest=None, dialect=None, iteration_count=None,
+                  verified_with_keytool=False)
     try:
         with _files.DirLock(path):
-            keystore, data = _keystore.read(path, password)
-            existed = keystore is not None
-            if keystore is None:
-                keystore = _jceks.new_keystore()
-            _keystore.check_existing(keystore, wanted, p['backend'])
-            missing = [a for a in wanted if keystore.get(a) is None]
-            secret = [e.alias for e in keystore.entries if e.kind == 'secret']
-            before_text = diff_text(secret)
-            if missing and not p['generate']:
-                module.fail_json(msg='%s lacks %d requested key(s) and generate is false, so none were created: %s. '
-                                 'On a redundant server, copy the keystore from the primary (tapecrypt.ekm.sync).'
-                                 % (path if existed else 'The keystore %s does not exist and' % path, len(missing),
-                                    _keystore.name_aliases(missing)))
-            result['created'] = _aliases.compress(missing)
-            result['created_count'] = len(missing)
-            if missing:
-                foreign = [e.alias for e in keystore.entries if e.kind == 'secret' and not e.is_sunjce]
-                if foreign and p['backend'] == 'python':
-                    module.fail_json(msg='%s holds keys sealed by another Java provider (for example the IBM JRE that EKM ships with): %s. '
-                                     'Keys added by the python backend might not be readable by that JRE; use backend: keytool. '
-                                     'Nothing was changed.' % (path, _keystore.name_aliases(foreign)))
-                result['changed'] = True
-                if not module.check_mode:
-                    if p['backend'] == 'keytool':
-                        keytool = _keystore.Keytool(p['keytool_path'], p['java_home'])
-                        new_data, keystore, result['keytool'] = _keytool.add_keys(
-                            keytool, path, keystore, data, missing, password, key_password, p['processes'])
-                    else:
-                        # Extends ``keystore`` in place; dump() re-reads its own output before returning it.
-                        new_data = _keystore.add_python(keystore, missing, password, key_password, p['iteration_count'],
-                                                        p['processes'])
-                    if p['verify_with_keytool']:
-                        verify(module, path, new_data, password, key_password, keystore, missing)
-                        result['verified_with_keytool'] = True
-                    if existed and p['backup']:
-                        result['backup_file'] = _files.backup_copy(path)
-                    # A replaced keystore keeps its mode (and, through atomic_write, its owner); a new one starts 0600.
-                    mode = (os.stat(path).st_mode & 0o7777) if existed else 0o600
-                    _files.atomic_write(path, new_data, mode=mode)
-            result['total'] = len(keystore.entries) + (len(missing) if module.check_mode else 0)
-            # In check mode with keys to create, the digest of a keystore that does not exist yet is unknown.
-            result['digest'] = _keystore.digest(keystore) if not (module.check_mode and missing) else None
-            after_secret = secret + missing if module.check_mode else [e.alias for e in keystore.entries if e.kind == 'secret']
+            existed, before_text, after_text = ensure_keys(module, result, wanted, key_password)
     except (_keystore.KeystoreError, _jceks.JceksError, _files.FileError) as exc:
-        # Nothing was written: every write above is the last step and atomic.
+        # Nothing was written: every write in ensure_keys() is the last step and atomic.
         module.fail_json(msg=str(exc))
-
     if module._diff and result['changed']:
         result['diff'] = dict(before_header=path if existed else '/dev/null', after_header=path,
-                              before=before_text, after=diff_text(after_secret))
+                              before=before_text, after=after_text)
     if os.path.exists(path):
         file_args = module.load_file_common_arguments(p)
         result['changed'] = module.set_fs_attributes_if_different(file_args, result['changed'])
     module.exit_json(**result)
+
+
+def ensure_keys(module, result, wanted, key_password):
+    """Read, decide and (unless in check mode) write; fills ``result``. Returns (existed, diff before, diff after)."""
+    p = module.params
+    path = p['path']
+    keystore, data = _keystore.read(path, p['password'])
+    existed = keystore is not None
+    if keystore is None:
+        keystore = _jceks.new_keystore()
+    _keystore.check_existing(keystore, wanted, p['backend'])
+    dialect = _keystore.resolve_dialect(keystore, p['dialect'])
+    missing = [a for a in wanted if keystore.get(a) is None]
+    secret = [e.alias for e in keystore.entries if e.kind == 'secret']
+    if missing and not p['generate']:
+        module.fail_json(msg='%s lacks %d requested key(s) and generate is false, so none were created: %s. '
+                         'On a redundant server, copy the keystore from the primary (tapecrypt.ekm.sync).'
+                         % (path if existed else 'The keystore %s does not exist and' % path, len(missing),
+                            _keystore.name_aliases(missing)))
+    result.update(created=_aliases.compress(missing), created_count=len(missing), dialect=dialect)
+    if p['backend'] == 'python':
+        result['iteration_count'] = p['iteration_count'] or _keystore.default_iteration_count(keystore, dialect)
+    if missing:
+        refuse_unknown_entries(module, keystore)
+        result['changed'] = True
+        if not module.check_mode:
+            keystore = write_keys(module, result, keystore, data, missing, key_password, dialect)
+    result['total'] = len(keystore.entries) + (len(missing) if module.check_mode else 0)
+    # In check mode with keys to create, the digest of a keystore that does not exist yet is unknown.
+    result['digest'] = _keystore.digest(keystore) if not (module.check_mode and missing) else None
+    after_secret = secret + missing if module.check_mode else [e.alias for e in keystore.entries if e.kind == 'secret']
+    return existed, diff_text(secret), diff_text(after_secret)
+
+
+def refuse_unknown_entries(module, keystore):
+    """The python backend does not add keys beside secret keys of a layout neither dialect writes."""
+    unknown = keystore.secret_dialects().get(None)
+    if unknown and module.params['backend'] == 'python':
+        module.fail_json(msg='%s holds keys sealed in a layout neither OpenJDK\'s nor IBM\'s keytool writes: %s. Keys added by '
+                         'the python backend might not be readable by the Java runtime that wrote them; use backend: '
+                         'keytool. Nothing was changed.' % (module.params['path'], _keystore.name_aliases(unknown)))
+
+
+def write_keys(module, result, keystore, data, missing, key_password, dialect):
+    """Seal the missing keys (or let keytool), verify if asked, keep a backup, replace the file atomically."""
+    p = module.params
+    path, password = p['path'], p['password']
+    existed = data is not None
+    if p['backend'] == 'keytool':
+        keytool = _keystore.Keytool(p['keytool_path'], p['java_home'])
+        new_data, keystore, result['keytool'] = _keytool.add_keys(keytool, path, keystore, data, missing, password,
+                                                                  key_password, p['processes'])
+        # The host's keytool chose; a dialect the task named must be what it wrote, and never a mix.
+        result['dialect'] = _keystore.resolve_dialect(keystore, p['dialect'])
+    else:
+        # Extends ``keystore`` in place; dump() re-reads its own output before returning it.
+        new_data = _keystore.add_python(keystore, missing, password, key_password, result['iteration_count'],
+                                        p['processes'], dialect, warn=module.warn)
+    if p['verify_with_keytool']:
+        verify(module, path, new_data, password, key_password, keystore, missing)
+        result['verified_with_keytool'] = True
+    if existed and p['backup']:
+        result['backup_file'] = _files.backup_copy(path)
+    # A replaced keystore keeps its mode (and, through atomic_write, its owner); a new one starts 0600.
+    mode = (os.stat(path).st_mode & 0o7777) if existed else 0o600
+    _files.atomic_write(path, new_data, mode=mode)
+    return keystore
 
 
 def verify(module, path, data, password, key_password, keystore, new_aliases):

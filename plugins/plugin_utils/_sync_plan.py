@@ -13,7 +13,6 @@ Keys are never forked: every redundant alias must exist on the primary with the 
 from __future__ import annotations
 
 import base64
-import hmac
 
 from ansible_collections.tapecrypt.ekm.plugins.module_utils import _files, _keystore
 from ansible_collections.tapecrypt.ekm.plugins.module_utils._aliases import compress
@@ -35,20 +34,38 @@ TRAVELS = (MISSING, PRIMARY_CHANGED)
 # The decision
 
 def compare_entries(primary_entries, redundant_entries):
-    """The subset rule on entry lists: ``(added, extra, differing_kind, to_fingerprint)``."""
+    """The subset rule on entry lists: ``(added, extra, differing_kind, to_fingerprint)``.
+
+    ``to_fingerprint``: aliases that _keystore.same_key() can only decide with fingerprints (or must
+    report as not comparable); see key_verdicts().
+    """
     added = [a for a in primary_entries if a not in redundant_entries]
     extra, differing_kind, to_fingerprint = [], [], []
     for alias, (kind, sha) in redundant_entries.items():
         other = primary_entries.get(alias)
         if other is None:
             extra.append(alias)
-        elif other[1] == sha:
             continue
-        elif kind != 'secret' or other[0] != 'secret':
+        verdict, dummy = _keystore.same_key(_keystore.KeySide(*other), _keystore.KeySide(kind, sha))
+        if verdict == _keystore.DIFFERENT:
             differing_kind.append(alias)
-        else:
+        elif verdict != _keystore.SAME:
             to_fingerprint.append(alias)
     return sorted(added), sorted(extra), sorted(differing_kind), sorted(to_fingerprint)
+
+
+def key_verdicts(aliases, primary_entries, redundant_entries, primary_fp, redundant_fp):
+    """``(different, not_comparable)`` for aliases whose fingerprints were fetched, by _keystore.same_key()."""
+    different, not_comparable = [], []
+    for alias in aliases:
+        verdict, reason = _keystore.same_key(
+            _keystore.KeySide(*primary_entries[alias], fingerprint=primary_fp.get(alias)),
+            _keystore.KeySide(*redundant_entries[alias], fingerprint=redundant_fp.get(alias)))
+        if verdict == _keystore.DIFFERENT:
+            different.append(alias)
+        elif verdict != _keystore.SAME:
+            not_comparable.append('%s (%s)' % (alias, reason or 'no fingerprint'))
+    return different, not_comparable
 
 
 def keystore_conflicts(extra, different):
@@ -229,8 +246,11 @@ class Sync:
                                  'aliases': to_fp})['fingerprints']
             r_fp = self.redundant({'phase': 'fingerprints', 'side': 'redundant', 'sha256': rk['sha256'],
                                    'aliases': to_fp})['fingerprints']
-            different.extend(a for a in to_fp if p_fp[a] is None or r_fp[a] is None
-                             or not hmac.compare_digest(p_fp[a], r_fp[a]))
+            differ, not_comparable = key_verdicts(to_fp, p_entries, r_entries, p_fp, r_fp)
+            if not_comparable:
+                self._fail('Sync from the primary %s refused: the keys under these aliases differ in bytes and cannot be '
+                           'compared: %s. Nothing was changed.' % (self.primary_name, '; '.join(not_comparable)))
+            different.extend(differ)
         return added, {'added': added, 'extra': extra, 'different': sorted(different)}
 
     def _report(self, decision, added):
