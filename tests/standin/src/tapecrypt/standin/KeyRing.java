@@ -5,6 +5,7 @@
  */
 package tapecrypt.standin;
 
+import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
@@ -29,20 +30,22 @@ import javax.crypto.SecretKey;
  * The JCEKS keystore as the JDK itself reads it, plus the validated keys of symmetricKeySet.
  *
  * <p>Loading through {@code KeyStore.getInstance("JCEKS")} is the point of the stand-in: a
- * keystore written by the collection is only good if the JDK opens every key in it.
+ * keystore written by the collection is only good if the JDK opens every key in it. A keystore
+ * in the dialect of IBM's JRE (EKM's own), which the JDK's loader refuses, is read by
+ * {@link IbmJceks} instead, with the JDK's cipher.
  */
 final class KeyRing {
     /** How many offending aliases a refusal names; the rest are counted. */
     private static final int NAMED = 10;
 
     private final Path file;
-    private final KeyStore store;
+    private final KeyEntries store;
     private final char[] password;
     private final List<String> symmetricAliases;
     private final Map<String, Integer> position;
     private final Map<String, byte[]> symmetricKeys;
 
-    private KeyRing(Path file, KeyStore store, char[] password, List<String> aliases, Map<String, byte[]> keys) {
+    private KeyRing(Path file, KeyEntries store, char[] password, List<String> aliases, Map<String, byte[]> keys) {
         this.file = file;
         this.store = store;
         this.password = password;
@@ -62,10 +65,10 @@ final class KeyRing {
         if (!Files.isRegularFile(file) || !Files.isReadable(file)) {
             throw new FatalException("keystore is not a readable file: " + file + " (config.keystore.file)");
         }
-        KeyStore store;
-        try (InputStream in = Files.newInputStream(file)) {
-            store = KeyStore.getInstance("JCEKS");
-            store.load(in, config.keystorePassword);
+        KeyEntries store;
+        try {
+            byte[] data = Files.readAllBytes(file);
+            store = IbmJceks.looksIbm(data) ? IbmJceks.load(data, config.keystorePassword) : loadWithJdk(data, config.keystorePassword);
         } catch (IOException e) {
             if (e.getCause() instanceof UnrecoverableKeyException) {
                 throw new FatalException("wrong keystore password for " + file + " (the keystore integrity check failed)", e);
@@ -92,13 +95,26 @@ final class KeyRing {
         return new KeyRing(file, store, config.keystorePassword, aliases, openAll(file, store, config.keystorePassword, aliases));
     }
 
+    private static KeyEntries loadWithJdk(byte[] data, char[] password) throws IOException, GeneralSecurityException {
+        KeyStore store = KeyStore.getInstance("JCEKS");
+        try (InputStream in = new ByteArrayInputStream(data)) {
+            store.load(in, password);
+        }
+        return KeyEntries.of(store);
+    }
+
+    /** "sunjce" or "ibm": which dialect the keystore was read in. */
+    String dialect() {
+        return store.dialect();
+    }
+
     /**
      * Opens every key of the set, as EKM validates symmetricKeySet at start.
      *
      * <p>Each JCEKS secret key is sealed with 200000 PBE iterations, about 60 ms of one core, so
      * a key set of a few hundred keys is opened on all cores rather than one.
      */
-    private static Map<String, byte[]> openAll(Path file, KeyStore store, char[] password, List<String> aliases) throws FatalException {
+    private static Map<String, byte[]> openAll(Path file, KeyEntries store, char[] password, List<String> aliases) throws FatalException {
         int threads = Math.max(1, Math.min(aliases.size() / 8, Runtime.getRuntime().availableProcessors()));
         ExecutorService pool = Executors.newFixedThreadPool(threads, r -> {
             Thread t = new Thread(r, "keystore-open");
@@ -143,7 +159,7 @@ final class KeyRing {
     }
 
     /** The key bytes, an UnrecoverableKeyException, or a description of what the entry is instead. */
-    private static Object open(KeyStore store, char[] password, String alias) {
+    private static Object open(KeyEntries store, char[] password, String alias) {
         try {
             Key key = store.getKey(alias, password);
             if (key == null) {
