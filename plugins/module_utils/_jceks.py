@@ -1048,35 +1048,12 @@ def load(data, password=None):
     if end < _HEADER.size:
         raise JceksFormatError('The keystore is truncated: it ends before its integrity hash.')
     jks = magic == MAGIC_JKS
-    u32 = _U32.unpack_from
     entries = []
     pos = _HEADER.size
     for index in range(count):
-        start = pos
-        alias = None
-        try:
-            if pos + 6 > end:
-                raise _StreamError('is missing', truncated=True)
-            tag = u32(data, pos)[0]
-            alias_len = _U16.unpack_from(data, pos + 4)[0]
-            pos += 6 + alias_len
-            if pos + 8 > end:
-                raise _StreamError('ends inside its alias or date', truncated=True)
-            raw_alias = data[start + 6:pos]
-            alias = raw_alias.decode('ascii') if raw_alias.isascii() else _decode_utf(raw_alias)
-            created = _I64.unpack_from(data, pos)[0]
-            pos += 8
-            if tag == TAG_SECRET_KEY:
-                pos = _stream_end(data, pos, end)
-            elif tag in (TAG_PRIVATE_KEY, TAG_TRUSTED_CERT):
-                pos = _skip_key_or_cert(data, pos, end, tag, version)
-            else:
-                raise _StreamError('has the unknown entry type %d' % tag)
-        except _StreamError as exc:
-            raise _corrupt(index, alias, start, exc, exc.truncated) from None
-        except ValueError:
-            raise _corrupt(index, None, start, 'has an alias that is not valid modified UTF-8', False) from None
-        entries.append(Entry(alias, tag, created, data[start:pos], version, jks))
+        entry = _read_entry(data, pos, end, index, version, jks)
+        pos += len(entry.body)
+        entries.append(entry)
     if pos != end:
         raise JceksFormatError('The keystore is corrupt: %d unexpected bytes follow its %d entries.' % (end - pos, count))
     try:
@@ -1087,6 +1064,33 @@ def load(data, password=None):
         if not hmac.compare_digest(_integrity_hash(password, memoryview(data)[:end]), data[end:]):
             raise _integrity_error(keystore, password)
     return keystore
+
+
+def _read_entry(data, start, end, index, version, jks):
+    """The entry that starts at data[start]; JceksFormatError naming it when it is cut short or damaged."""
+    alias = None
+    try:
+        if start + 6 > end:
+            raise _StreamError('is missing', truncated=True)
+        tag = _U32.unpack_from(data, start)[0]
+        pos = start + 6 + _U16.unpack_from(data, start + 4)[0]
+        if pos + 8 > end:
+            raise _StreamError('ends inside its alias or date', truncated=True)
+        raw_alias = data[start + 6:pos]
+        alias = raw_alias.decode('ascii') if raw_alias.isascii() else _decode_utf(raw_alias)
+        created = _I64.unpack_from(data, pos)[0]
+        pos += 8
+        if tag == TAG_SECRET_KEY:
+            pos = _stream_end(data, pos, end)
+        elif tag in (TAG_PRIVATE_KEY, TAG_TRUSTED_CERT):
+            pos = _skip_key_or_cert(data, pos, end, tag, version)
+        else:
+            raise _StreamError('has the unknown entry type %d' % tag)
+    except _StreamError as exc:
+        raise _corrupt(index, alias, start, exc, exc.truncated) from None
+    except ValueError:
+        raise _corrupt(index, None, start, 'has an alias that is not valid modified UTF-8', False) from None
+    return Entry(alias, tag, created, data[start:pos], version, jks)
 
 
 def _skip_key_or_cert(data, pos, end, tag, version):

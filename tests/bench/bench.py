@@ -12,7 +12,10 @@
 6. ``backend: keytool`` creating 1000 keys: the batched path (PKCS#12 files, one ``keytool -importkeystore`` JVM per
    core) through Ansible, against the one-JVM-per-key fallback measured on fewer keys and extrapolated per key.
 
-``--sections`` runs only some of them (module, keytool, info, lab, keytool-backend).
+7. The IBM JRE's dialect at its default iteration count (20): keys per second written by ``tapecrypt.ekm.keystore``
+   through Ansible and sealed in-process, and keys per second fingerprinted by ``keystore_info``.
+
+``--sections`` runs only some of them (module, keytool, info, lab, keytool-backend, ibm).
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BUILD = os.path.join(ROOT, '.build')
 BIN = os.path.dirname(os.path.abspath(sys.executable))
 PW = 'bench-keystore-pass'
-SECTIONS = ('module', 'keytool', 'info', 'lab', 'keytool-backend')
+SECTIONS = ('module', 'keytool', 'info', 'lab', 'keytool-backend', 'ibm')
 
 
 def ensure_collection_link():
@@ -131,6 +134,25 @@ def bench_info(workdir, n):
     return inproc, secs, summary, base
 
 
+def bench_ibm(workdir, n):
+    """Keys per second in the IBM dialect at IBM keytool's default iteration count."""
+    from ansible_collections.tapecrypt.ekm.plugins.module_utils import _jceks  # pylint: disable=import-outside-toplevel
+    path = os.path.join(workdir, 'ibm.jck')
+    secs, res = ansible_module('tapecrypt.ekm.keystore', {'path': path, 'password': PW, 'dialect': 'ibm',
+                                                          'ranges': [{'prefix': 'BNI', 'first': 1, 'count': n}]})
+    assert res['created_count'] == n and res['dialect'] == 'ibm' and res['iteration_count'] == 20, res
+    items = [('bnj%018x' % i, os.urandom(32)) for i in range(1, n + 1)]
+    start = time.monotonic()
+    _jceks.seal_secret_keys(items, PW, dialect='ibm', processes=1)
+    sealed = time.monotonic() - start
+    fp_secs, res = ansible_module('tapecrypt.ekm.keystore_info', {'path': path, 'password': PW, 'fingerprints': True})
+    assert res['keystore']['dialect'] == 'ibm' and len(res['keystore']['entries']) == n
+    print('IBM dialect, %d iterations (IBM keytool\'s default): keystore module through ansible, %d keys in %.2f s = '
+          '%.0f keys/s; sealing alone, one process: %.0f keys/s; keystore_info with the fingerprint of every key through '
+          'ansible: %.2f s = %.0f keys/s' % (_jceks.IBM_DEFAULT_ITERATION_COUNT, n, secs, n / secs, n / sealed,
+                                             fp_secs, n / fp_secs))
+
+
 def playbook_timed(inventory, name, *extra):
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=BUILD, ANSIBLE_NOCOLOR='1', ANSIBLE_RETRY_FILES_ENABLED='0',
                ANSIBLE_PIPELINING='1', PATH=BIN + os.pathsep + os.environ.get('PATH', ''))
@@ -201,6 +223,7 @@ def main():
     ap.add_argument('--lab-keys', type=int, default=10000, help='keys for the lab sync figures; 0 skips them')
     ap.add_argument('--keytool-backend-keys', type=int, default=1000, help='keys for the batched keytool backend')
     ap.add_argument('--per-key-keys', type=int, default=20, help='keys for the one-JVM-per-key figure it is compared with')
+    ap.add_argument('--ibm-keys', type=int, default=10000, help='keys for the IBM-dialect figures')
     ap.add_argument('--sections', default=','.join(SECTIONS), help='comma-separated subset of: %s' % ', '.join(SECTIONS))
     args = ap.parse_args()
     sections = set(args.sections.split(','))
@@ -231,6 +254,8 @@ def main():
             bench_lab_sync(workdir, args.lab_keys)
         if 'keytool-backend' in sections and args.keytool_backend_keys:
             bench_keytool_backend(workdir, args.keytool_backend_keys, args.per_key_keys)
+        if 'ibm' in sections and args.ibm_keys:
+            bench_ibm(workdir, args.ibm_keys)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
