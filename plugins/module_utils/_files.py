@@ -425,9 +425,10 @@ class FileSet:
         return self
 
     def __exit__(self, exc_type, exc_value, traceback):
-        # An ordinary failure before the journal leaves nothing behind; once the journal exists its files are the
-        # journal's, and a kill (no exception handling at all) leaves them to remove_strays().
-        if exc_type is not None and issubclass(exc_type, Exception) and not self._journal_written:
+        # An ordinary failure before the journal leaves nothing behind (SystemExit included: an Ansible module's
+        # fail_json, from a prepare step); once the journal exists its files are the journal's, and a kill (no
+        # exception handling at all) leaves them to remove_strays().
+        if exc_type is not None and issubclass(exc_type, (Exception, SystemExit)) and not self._journal_written:
             self.discard()
         return False
 

@@ -326,3 +326,18 @@ def test_without_hard_links_an_undo_still_puts_back_the_file_as_it_was(home, mon
     assert _files.recover(journal_of(home))['action'] == 'rolled_back'
     assert_old(home)
     assert {stat.S_IMODE(os.stat(p).st_mode) for p in paths(home).values()} == {0o640}
+
+
+def test_a_module_exit_in_a_prepare_step_leaves_nothing(home):
+    """fail_json (SystemExit) while the module's file options are applied to a staged file: nothing is left."""
+    write_old(home)
+
+    def fail_json(staged):
+        raise SystemExit(1)
+
+    with pytest.raises(SystemExit):
+        with FileSet(journal_of(home), 'test') as file_set:
+            for name, path in paths(home).items():
+                file_set.stage(name, path, NEW[name], _files.sha256_bytes(OLD[name]), prepare=fail_json)
+    assert_old(home)
+    assert_clean(home)
