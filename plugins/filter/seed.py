@@ -86,9 +86,11 @@ def _check_key_ranges(seed, errors):
         return None
     ranges = []
     for index, spec in enumerate(specs):
-        if not isinstance(spec, Mapping):
+        # The same two forms the keystore module and the alias filters take.
+        if not isinstance(spec, (Mapping, str)):
             errors.append('ekm_seed.key_ranges[%d] is %r; write each range as a dictionary {prefix, first, last} or '
-                          '{prefix, first, count}, for example {prefix: DCA, first: 1, count: 512}.' % (index, spec))
+                          '{prefix, first, count}, for example {prefix: DCA, first: 1, count: 512}, or as a string in '
+                          "EKM's range syntax such as DCA001-1FF." % (index, spec))
             continue
         try:
             ranges.append(parse_range(spec))

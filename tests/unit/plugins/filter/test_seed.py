@@ -132,8 +132,10 @@ def test_key_ranges_must_be_a_list():
     ({'prefix': 'DCA', 'first': 1, 'count': 0}, 'at least 1'),
     ({'prefix': 'DCA', 'first': 1, 'count': 2, 'size': 3}, 'unknown key'),
     ({'prefix': 'DCA', 'first': '1FF', 'last': 1}, 'not an integer'),
-    ('DCA001-1FF', 'write each range as a dictionary'),
+    ('DCA1FF-001', 'below the first counter'),
+    ('DCA001', 'not in EKM range syntax'),
     (None, 'write each range as a dictionary'),
+    (5, 'or as a string'),
 ])
 def test_malformed_range_names_its_index(spec, fragment):
     ranges = [{'prefix': 'DCB', 'first': 1, 'count': 2}, spec]
@@ -154,6 +156,18 @@ def test_adjacent_ranges_and_other_prefixes_do_not_overlap():
     ranges = [{'prefix': 'DCA', 'first': 1, 'last': 0xff}, {'prefix': 'DCA', 'first': '0x100', 'last': '0x1ff'},
               {'prefix': 'DCB', 'first': 1, 'count': 255}]
     assert validate_seed(seed(key_ranges=ranges)) == []
+
+
+def test_string_ranges_in_ekm_syntax_are_accepted():
+    ranges = ['DCA001-1FF', {'prefix': 'DCA', 'first': 0x200, 'count': 16}, 'dcb000000000000000001-000000000000000010']
+    assert validate_seed(seed(key_ranges=ranges, symmetric_key_set='DCA001-20F,DCB001-010')) == []
+    assert symmetric_key_set(seed(key_ranges=ranges)) == 'DCA001-1FF,DCA200-20F,DCB001-010'
+
+
+def test_string_ranges_are_checked_like_dictionaries():
+    one_error(validate_seed(seed(key_ranges=['DCA001-1FF', {'prefix': 'DCA', 'first': 0x100, 'count': 1}])),
+              'overlap', 'dca000000000000000100')
+    one_error(validate_seed(seed(key_ranges=['DCA001-1FF'], symmetric_key_set='DCA001-200')), 'reaches beyond')
 
 
 def test_absurd_key_count_is_refused():
