@@ -8,12 +8,13 @@ VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEB_PACKAGES := openjdk-17-jdk-headless openssh-server openssh-client rsync shellcheck iproute2 python3-cryptography
 
-.PHONY: all help deps system-deps venv test unit demo bench clean lint sanity
+.PHONY: all help deps system-deps venv test unit demo demo-stop bench clean lint sanity
 
 all: help
 
 help:
 	@echo "make demo   - provision a primary and a redundant EKM (stand-in) under demo/ and show the guide's procedures"
+	@echo "make demo-stop - stop the two stand-in EKM servers that make demo leaves running"
 	@echo "make test   - every test stage (unit, JDK interop, sanity, integration, lint, Molecule); ends 'N passed, N failed'"
 	@echo "make bench  - performance figures (module vs keytool, inventory of 10000 keys, sync at scale)"
 	@echo "make unit   - only the fast pytest unit tests"
@@ -45,8 +46,12 @@ unit: venv
 demo: deps
 	$(VPY) tests/demo/run_demo.py
 
+# Each demo server's own control script; a missing demo/ stops nothing.
+demo-stop:
+	@for ctl in demo/*/bin/ekmctl; do if [ -x "$$ctl" ]; then echo "$$ctl stop"; "$$ctl" stop || exit 1; fi; done
+
 bench: deps
 	$(VPY) tests/bench/bench.py
 
-clean:
+clean: demo-stop
 	rm -rf .build tests/output demo

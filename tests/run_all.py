@@ -163,7 +163,7 @@ def st_molecule():
 STAGES = {
     'unit': st_unit,
     'interop': _pytest_dir('interop', 'tests/interop'),
-    'standin': _pytest_dir('standin', 'tests/standin'),
+    'standin': _pytest_dir('standin', 'tests/standin', 'tests/demo'),
     'lab': _pytest_dir('lab', 'tests/lab'),
     'playbooks': _pytest_dir('playbooks', 'tests/playbooks'),
     'examples': _pytest_dir('examples', 'tests/examples'),

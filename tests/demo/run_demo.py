@@ -6,17 +6,23 @@
 Two "hosts" (``ansible_connection: local``, one ``ekm_home`` each, the stand-in EKM on two
 ports) are provisioned and operated with the collection's real playbooks; a small tape-drive
 client writes and reads cartridges through them. The run prints a summary and writes
-``demo/report.json`` (its fields: docs/architecture.md, "The demo"). Running it again changes nothing
-that need not change.
+``demo/report.json`` (its fields: docs/architecture.md, "The demo").
+
+Every run starts from a clean state: the servers of an earlier run are stopped with their own
+``ekmctl`` and ``demo/`` is removed, whatever was done with them in between. At the end both
+servers keep running, for trying things out; ``make demo-stop`` (``run_demo.py --stop``) stops
+them. A run that fails stops them too.
 """
 from __future__ import annotations
 
+import argparse
 import getpass
 import grp
 import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 
@@ -49,8 +55,49 @@ def build_standin():
         return archive, f.read().split()[0]
 
 
-def home(host):
-    return os.path.join(DEMO, host)
+def home(host, demo=DEMO):
+    return os.path.join(demo, host)
+
+
+def port_in_use(port):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex(('127.0.0.1', port)) == 0
+
+
+def stop_servers(demo=DEMO, hosts=tuple(PORTS)):
+    """Stop the demo's EKM servers with their own ekmctl; the hosts whose EKM could not be stopped."""
+    failed = []
+    for host in hosts:
+        ctl = os.path.join(home(host, demo), 'bin', 'ekmctl')
+        if not os.path.isfile(ctl):
+            continue
+        proc = subprocess.run([ctl, 'stop'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+        if proc.returncode != 0:
+            failed.append('%s (%s)' % (host, ' '.join(proc.stdout.split())[:300]))
+    return failed
+
+
+def clean_start(demo=DEMO, ports=None):
+    """Stop what an earlier run left running, remove its directory and make sure the demo's ports are free.
+
+    Never forces anything: a server that does not stop, or a port held by a process that is not
+    the demo's, stops the run with a message saying what to do.
+    """
+    ports = PORTS if ports is None else ports
+    failed = stop_servers(demo, tuple(ports))
+    if failed:
+        raise SystemExit('the EKM servers of the last demo run did not stop: %s; stop them, then run the demo again'
+                         % '; '.join(failed))
+    if os.path.islink(demo):
+        os.unlink(demo)
+    elif os.path.exists(demo):
+        shutil.rmtree(demo)
+    busy = ['%d (%s)' % (port, host) for host, port in sorted(ports.items()) if port_in_use(port)]
+    if busy:
+        raise SystemExit('port(s) %s of 127.0.0.1 are in use by a process that is not one of the demo\'s servers '
+                         '(nothing under %s started it); stop that process, then run the demo again' % (', '.join(busy), demo))
+    os.makedirs(demo)
 
 
 def write_inventory(archive, sha256, key_ranges):
@@ -190,22 +237,43 @@ def step(title):
     print('\n-- ' + title)
 
 
+STOP_COMMAND = 'make demo-stop   (or: .venv/bin/python tests/demo/run_demo.py --stop)'
+
+
 def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--stop', action='store_true', help="only stop the demo's EKM servers")
+    if ap.parse_args().stop:
+        failed = stop_servers()
+        if failed:
+            raise SystemExit('could not stop: %s' % '; '.join(failed))
+        print('the demo EKM servers are stopped')
+        return 0
     ensure_collection_link()
-    os.makedirs(DEMO, exist_ok=True)
-    shutil.rmtree(os.path.join(DEMO, 'cartridges'), ignore_errors=True)
-    if os.path.exists(os.path.join(DEMO, 'ansible.log')):
-        os.remove(os.path.join(DEMO, 'ansible.log'))
+    print('== tapecrypt.ekm demo, everything under %s (log: demo/ansible.log)' % DEMO)
+    print('   a clean start: stopping the servers of an earlier run and removing %s' % DEMO)
+    clean_start()
+    try:
+        run_story()
+    except BaseException:
+        failed = stop_servers()
+        print('\nThe demo failed; its EKM servers were stopped%s. The files are still under %s.'
+              % (' except: %s' % '; '.join(failed) if failed else '', DEMO))
+        raise
+    print('\nBoth stand-in EKM servers are still running (127.0.0.1 ports %s), for writing and reading cartridges '
+          'yourself (tests/standin/tapeclient.py). Stop them with:\n   %s\nThe next make demo stops them and starts '
+          'from scratch.' % (', '.join(str(PORTS[h]) for h in (PRIMARY, REDUNDANT)), STOP_COMMAND))
+    return 0
+
+
+def run_story():
     archive, sha256 = build_standin()
     # The backup medium: in a real site a mounted volume that is not encrypted with these keys.
     os.makedirs(os.path.join(DEMO, 'backup'), exist_ok=True)
     first_range = [{'prefix': 'DMA', 'first': 1, 'count': 200}]
     both_ranges = first_range + [{'prefix': 'DMB', 'first': 1, 'count': 56}]
-    # A re-run starts from the seed as it ends up after step 3 (add_keys.yml), as an administrator's would.
-    rerun = inventory_of(PRIMARY)[1] is not None and inventory_of(PRIMARY)[1]['count'] > 200
-    inventory = write_inventory(archive, sha256, both_ranges if rerun else first_range)
+    inventory = write_inventory(archive, sha256, first_range)
     report = {'servers': {}}
-    print('== tapecrypt.ekm demo, everything under %s (log: demo/ansible.log)' % DEMO)
 
     step('1. playbooks/site.yml: a primary EKM from the seed, and a redundant one built from it (stand-in EKM)')
     recap, _out = playbook(inventory, 'playbooks/site.yml')
@@ -272,7 +340,6 @@ def main():
         f.write('\n')
     print('\n== report: %s' % os.path.join(DEMO, 'report.json'))
     print(json.dumps(report, indent=2, sort_keys=True))
-    return 0
 
 
 def compress_aliases(aliases):
