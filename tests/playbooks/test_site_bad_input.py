@@ -137,3 +137,23 @@ def test_a_properties_file_that_cannot_be_kept_intact_is_left_alone(tmp_path, ar
         'settings': {'Audit.handler.file.size': 4000}}))
     assert rc != 0 and 'line' in out and 'escape' in out.lower(), out[-3000:]
     assert snapshot(str(tmp_path / 'ekm')) == before
+
+
+def test_many_keys_are_added_in_parts_with_progress_and_a_summary(tmp_path, archive):
+    many = {'site': 'bad', 'keystore_password': PASSWORD, 'key_ranges': [{'prefix': 'BAD', 'first': 1, 'count': 1100}]}
+    rc, out = run_site(tmp_path, host_vars(tmp_path, archive, ekm_seed=many))
+    assert rc == 0, out[-3000:]
+    # One loop item per part of at most 500 keys, each naming its keys.
+    for label in ('keys BAD001-1F4 (part 1 of 3)', 'keys BAD1F5-3E8 (part 2 of 3)', 'keys BAD3E9-44C (part 3 of 3)'):
+        assert label in out, out[-3000:]
+    assert 'ekm1: added 1100 keys BAD001-44C to %s in 3 part(s), 1100 entries in all' % (
+        tmp_path / 'ekm' / 'keystore' / 'EKMKeys.jck') in out
+    rc, out = run_site(tmp_path, host_vars(tmp_path, archive, ekm_seed=many))
+    assert rc == 0 and 'changed=0' in out and 'every key of the seed is in' in out and 'nothing added' in out, out[-3000:]
+    more = dict(many, key_ranges=many['key_ranges'] + [{'prefix': 'BAE', 'first': 1, 'count': 4}])
+    rc, out = run_site(tmp_path, host_vars(tmp_path, archive, ekm_seed=more))
+    assert rc == 0, out[-3000:]
+    assert 'ekm1: added 4 keys BAE001-004' in out and 'in 1 part(s), 1104 entries in all' in out
+    # The copy of the keystore as it was before the run: one, made by the first part.
+    assert 'the keystore before this run is kept as %s' % (tmp_path / 'ekm' / 'keystore' / 'EKMKeys.jck.') in out
+    assert len(list((tmp_path / 'ekm' / 'keystore').glob('EKMKeys.jck.*~'))) == 1
