@@ -150,10 +150,10 @@ def test_many_keys_are_added_in_parts_with_progress_and_a_summary(tmp_path, arch
         tmp_path / 'ekm' / 'keystore' / 'EKMKeys.jck') in out
     rc, out = run_site(tmp_path, host_vars(tmp_path, archive, ekm_seed=many))
     assert rc == 0 and 'changed=0' in out and 'every key of the seed is in' in out and 'nothing added' in out, out[-3000:]
-    more = dict(many, key_ranges=many['key_ranges'] + [{'prefix': 'BAE', 'first': 1, 'count': 4}])
+    more = dict(many, key_ranges=many['key_ranges'] + ['BAE001-004'])  # EKM's range syntax works in the seed too
     rc, out = run_site(tmp_path, host_vars(tmp_path, archive, ekm_seed=more))
     assert rc == 0, out[-3000:]
     assert 'ekm1: added 4 keys BAE001-004' in out and 'in 1 part(s), 1104 entries in all' in out
     # The copy of the keystore as it was before the run: one, made by the first part.
     assert 'the keystore before this run is kept as %s' % (tmp_path / 'ekm' / 'keystore' / 'EKMKeys.jck.') in out
-    assert len(list((tmp_path / 'ekm' / 'keystore').glob('EKMKeys.jck.*~'))) == 1
+    assert len(list((tmp_path / 'ekm' / 'keystore').glob('EKMKeys.jck.*.bak'))) == 1
