@@ -90,6 +90,19 @@ options:
         is removed when making the new set failed. Directories that are not verified sets are never removed by this.
       - Default is to keep every set.
     type: int
+  keep_copies:
+    description:
+      - After the set that holds the current files is verified, keep at most this many of the copies that replaced
+        files left beside each backed-up file (C(<file>.<UTC time>.bak), and C(<file>.<pid>.<time>~) of older releases),
+        newest first, and remove older ones.
+      - A copy of the keystore is removed only when the current keystore and the verified set both hold every one of its
+        entries byte for byte; a copy that holds a key found in neither (for example the one a restore with
+        C(allow_key_loss) kept) always stays. Copies of the other files go by age.
+      - V(0) keeps no copy that may go; C(null) removes none.
+      - Only files on the host that runs this module are looked at, so with backups made on the controller (the backup
+        role's C(ekm_backup_where=controller)) the copies on the EKM host are not bounded.
+    type: int
+    default: 5
   protected_paths:
     description:
       - Directories that O(dest) must lie outside of, such as the EKM home. The directories of the backed-up files
@@ -128,6 +141,18 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+removed_copies:
+  description: Copies beside the backed-up files that O(keep_copies) removed. Empty in check mode.
+  returned: always
+  type: list
+  elements: str
+  sample: [/opt/ekm/KeyManagerConfig.properties.20260102T030405123456Z.bak]
+kept_copies:
+  description: Copies older than the newest O(keep_copies) that had to stay (keystore copies with keys found nowhere else).
+  returned: always
+  type: list
+  elements: str
+  sample: [/opt/ekm/keystore/EKMKeys.jck.20260102T030405123456Z.bak]
 created:
   description: Whether a new set was made (in check mode, whether one would be).
   returned: always
@@ -185,9 +210,24 @@ removed_leftovers:
   elements: str
 '''
 
+import os
+
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.tapecrypt.ekm.plugins.module_utils import _backup
+from ansible_collections.tapecrypt.ekm.plugins.module_utils import _backup, _copies, _files
+
+
+def bound_copies(module, paths, result):
+    """Prune the replaced-file copies beside the sources, once a verified set holds the current files."""
+    keep = module.params['keep_copies']
+    if keep is None or module.check_mode or not result['set_path']:
+        return [], []
+    set_keystore = os.path.join(result['set_path'], result['manifest']['keystore']['file'])
+    try:
+        return _copies.prune_beside_backup(paths, keep, module.params['password'], set_keystore)
+    except _files.FileError as exc:
+        result['warnings'].append('The backup set was made, but the copies beside the EKM files were not pruned: %s' % exc)
+        return [], []
 
 
 def main():
@@ -199,17 +239,22 @@ def main():
             site=dict(type='str', required=True),
             host=dict(type='str', required=True),
             keep=dict(type='int'),
+            keep_copies=dict(type='int', default=_copies.DEFAULT_KEEP),
             protected_paths=dict(type='list', elements='path', default=[]),
         ),
         supports_check_mode=True,
     )
     p = module.params
+    if p['keep_copies'] is not None and p['keep_copies'] < 0:
+        module.fail_json(msg='keep_copies must be 0 or more; got %d. Nothing was backed up.' % p['keep_copies'])
     paths = _backup.file_paths(p)
     try:
         result = _backup.backup(paths, p['password'], p['dest'], p['site'], p['host'], keep=p['keep'],
                                 protected_paths=p['protected_paths'], check_mode=module.check_mode)
     except _backup.BackupError as exc:
         module.fail_json(msg=str(exc))
+    result['removed_copies'], result['kept_copies'] = bound_copies(module, paths, result)
+    result['changed'] = result['changed'] or bool(result['removed_copies'])
     for warning in result.pop('warnings'):
         module.warn(warning)
     diff = result.pop('diff')

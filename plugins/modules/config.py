@@ -68,6 +68,13 @@ options:
         atomically (the same copy M(tapecrypt.ekm.keystore), M(tapecrypt.ekm.sync) and M(tapecrypt.ekm.restore) make).
     type: bool
     default: false
+  keep_copies:
+    description:
+      - With O(backup=true), keep at most this many copies of the file beside it (at least 1), newest first; older
+        ones (also C(<file>.<pid>.<time>~) copies of older releases) are removed after the new copy is made. C(null)
+        removes none.
+    type: int
+    default: 5
   mode:
     description:
       - Permissions of the file. When the module creates the file and O(mode) is not given, it is created V('0600');
@@ -141,6 +148,12 @@ backup_file:
   returned: changed and O(backup=true) and the file existed
   type: str
   sample: /opt/ekm/KeyManagerConfig.properties.20260302T101507123456Z.bak
+removed_copies:
+  description: Older copies of the file that O(keep_copies) removed.
+  returned: when RV(backup_file) is returned
+  type: list
+  elements: str
+  sample: [/opt/ekm/KeyManagerConfig.properties.20260102T030405123456Z.bak]
 '''
 
 import contextlib
@@ -151,6 +164,7 @@ from ansible.module_utils.common.text.converters import to_text
 
 from ansible_collections.tapecrypt.ekm.plugins.module_utils._files import (
     DirLock, FileAttributes, FileError, atomic_write, backup_copy, read_bytes)
+from ansible_collections.tapecrypt.ekm.plugins.module_utils import _copies
 from ansible_collections.tapecrypt.ekm.plugins.module_utils._properties import PropertiesError, PropertiesFile, is_secret_key
 
 
@@ -245,12 +259,15 @@ def main():
             state=dict(type='str', default='present', choices=['present', 'absent']),
             create=dict(type='bool', default=True),
             backup=dict(type='bool', default=False),
+            keep_copies=dict(type='int', default=_copies.DEFAULT_KEEP),
         ),
         add_file_common_args=True,
         supports_check_mode=True,
     )
     params = module.params
     path = params['path']
+    if params['keep_copies'] is not None and params['keep_copies'] < 1:
+        module.fail_json(msg='keep_copies must be at least 1 (the copy this run makes); got %d.' % params['keep_copies'])
     directory = os.path.dirname(os.path.realpath(path))
     try:
         # Read, change and write under the directory's lock, like every tapecrypt.ekm writer of EKM's files.
@@ -291,6 +308,8 @@ def run(module, params):
         try:
             if exists and params['backup']:
                 result['backup_file'] = backup_copy(target)
+                # The copies of a configuration go by age (a keystore's are pruned by tapecrypt.ekm.backup).
+                result['removed_copies'] = _copies.prune(target, params['keep_copies'])[0]
             # Owner, group and mode go on before the rename; a new file starts private (it may hold the keystore
             # password), an existing one keeps its owner and permissions unless they are given.
             atomic_write(path, new_data, attributes=FileAttributes.from_params(params),

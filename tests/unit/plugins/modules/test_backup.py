@@ -164,3 +164,78 @@ def test_a_damaged_newest_set_is_reported_and_replaced(home, dest, monkeypatch):
     res = run_module(backup_module.main, args(home, dest))
     assert res['created'] is True and res['set_path'] != first['set_path']
     assert any(first['set_path'] in w and 'no longer matches its manifest' in w for w in warned)
+
+
+# --- the copies beside the EKM files (keep_copies) -------------------------------------------------
+
+def copy_name(path, n):
+    """A copy named as _files.backup_copy names them, the n-th second of a day."""
+    return '%s.20260101T0000%02d000000Z.bak' % (path, n)
+
+
+def old_copies(home, kind, count):
+    """``count`` copies of the file ``kind`` beside it, oldest first, each with the file's current bytes."""
+    made = []
+    for n in range(count):
+        target = copy_name(str(home / kind), n)
+        with open(str(home / kind), 'rb') as f, open(target, 'wb') as out:
+            out.write(f.read())
+        made.append(target)
+    return made
+
+
+def add_key(path, alias):
+    with open(path, 'rb') as f:
+        ks = _jceks.load(f.read(), PW)
+    ks.add(_jceks.seal_secret_key(alias, _jceks.generate_aes_key(), PW, iteration_count=FAST))
+    with open(path, 'wb') as f:
+        f.write(_jceks.dump(ks, PW))
+
+
+def test_copies_are_bounded_after_a_verified_set(home, dest):
+    configs = old_copies(home, 'KeyManagerConfig.properties', 7)
+    keystores = old_copies(home, 'EKMKeys.jck', 7)
+    # A legacy copy of module.backup_local's form, the oldest of all.
+    legacy = str(home / 'EKMKeys.jck') + '.4242.2025-12-31@23:59:59~'
+    with open(str(home / 'EKMKeys.jck'), 'rb') as f, open(legacy, 'wb') as out:
+        out.write(f.read())
+    res = run_module(backup_module.main, args(home, dest, keep_copies=3))
+    assert res['created'] is True
+    # Every entry of these copies is in the keystore and in the set: all but the newest 3 go, the legacy one too.
+    assert sorted(res['removed_copies']) == sorted(configs[:4] + keystores[:4] + [legacy])
+    assert res['kept_copies'] == []
+    assert all(os.path.exists(c) for c in configs[4:] + keystores[4:])
+    again = run_module(backup_module.main, args(home, dest, keep_copies=3))
+    assert again['changed'] is False and again['removed_copies'] == []
+
+
+def test_a_keystore_copy_with_a_key_found_nowhere_else_stays(home, dest):
+    keystore = str(home / 'EKMKeys.jck')
+    # The copy a restore with allow_key_loss leaves: it holds a key that the restored keystore lacks.
+    add_key(keystore, 'lost1')
+    with open(keystore, 'rb') as f:
+        with_lost = f.read()
+    lost_copy = copy_name(keystore, 0)
+    with open(lost_copy, 'wb') as out:
+        out.write(with_lost)
+    make_keystore(keystore, 4)
+    newer = [copy_name(keystore, n) for n in range(1, 4)]
+    for path in newer:
+        with open(keystore, 'rb') as f, open(path, 'wb') as out:
+            out.write(f.read())
+    res = run_module(backup_module.main, args(home, dest, keep_copies=1))
+    assert lost_copy in res['kept_copies'] and os.path.exists(lost_copy)
+    assert sorted(res['removed_copies']) == sorted(newer[:-1])
+
+
+def test_a_copy_that_does_not_parse_stays_and_null_removes_nothing(home, dest):
+    bad = copy_name(str(home / 'EKMKeys.jck'), 0)
+    with open(bad, 'wb') as out:
+        out.write(b'not a keystore')
+    configs = old_copies(home, 'KeyManagerConfig.properties', 2)
+    res = run_module(backup_module.main, args(home, dest, keep_copies=None))
+    assert res['removed_copies'] == [] and os.path.exists(bad) and all(os.path.exists(c) for c in configs)
+    res = run_module(backup_module.main, args(home, dest, keep_copies=0))
+    assert res['kept_copies'] == [bad] and sorted(res['removed_copies']) == sorted(configs)
+    res = run_module(backup_module.main, args(home, dest, keep_copies=-1), expect_fail=True)
+    assert 'keep_copies must be 0 or more' in res['msg']

@@ -161,6 +161,21 @@ def test_backup_keeps_the_previous_file(conf, capsys):
     assert len(glob.glob(str(conf) + '.*')) == 1
 
 
+def test_backup_copies_are_bounded(conf, capsys):
+    legacy = str(conf) + '.4242.2025-12-31@23:59:59~'
+    with open(legacy, 'wb') as handle:
+        handle.write(ORIGINAL)
+    made = []
+    for port in range(3802, 3806):
+        result, _out = run(capsys, path=str(conf), backup=True, keep_copies=2, settings={'TransportListener.tcp.port': port})
+        made.append(result['backup_file'])
+    # Each change keeps the newest two copies; the legacy copy goes first, then the oldest new ones.
+    assert sorted(glob.glob(str(conf) + '.*')) == sorted(made[-2:])
+    assert result['removed_copies'] == [made[1]]
+    result, _out = run(capsys, path=str(conf), backup=True, keep_copies=0, settings={'TransportListener.tcp.port': 3809})
+    assert result['failed'] is True and 'keep_copies must be at least 1' in result['msg']
+
+
 def test_malformed_file_fails_and_stays_untouched(conf, capsys):
     bad = ORIGINAL + b'broken=\\u12G4\r\n'
     conf.write_bytes(bad)
