@@ -34,7 +34,7 @@ PASSWORD = 'demo-keystore-pass'
 PRIMARY, REDUNDANT = 'ekm-primary', 'ekm-redundant'
 PORTS = {PRIMARY: 38011, REDUNDANT: 38012}
 
-sys.path.insert(0, os.path.join(ROOT, 'tests', 'standin'))
+sys.path.insert(0, os.path.join(ROOT, 'roles', 'standin', 'files'))
 import tapeclient  # noqa: E402  pylint: disable=wrong-import-position
 
 
@@ -48,7 +48,7 @@ def ensure_collection_link():
 
 
 def build_standin():
-    out = subprocess.run(['bash', os.path.join(ROOT, 'tests', 'standin', 'build.sh'), os.path.join(DEMO, 'dist')],
+    out = subprocess.run(['bash', os.path.join(ROOT, 'roles', 'standin', 'files', 'build.sh'), os.path.join(DEMO, 'dist')],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=True).stdout
     archive = out.strip().splitlines()[-1]
     with open(archive + '.sha256', encoding='utf-8') as f:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -132,10 +133,15 @@ def test_tarball_leaves_out_development_files_and_keeps_the_content(built):
     _tarball, members = built
     dev = [m for m in members for d in DEVELOPMENT_ONLY if m == d.rstrip('/') or (d.endswith('/') and m.startswith(d))]
     assert dev == []
+    # The stand-in ships as source, built by the standin role: no binary jar or class file, in the tarball or in git.
+    assert [m for m in members if m.endswith(('.jar', '.class'))] == []
+    assert run(['git', 'ls-files', '*.jar', '*.class'], cwd=ROOT).stdout.split() == []
     for needed in ('MANIFEST.json', 'FILES.json', 'README.md', 'COPYING', 'meta/runtime.yml',
                    'meta/execution-environment.yml', 'changelogs/changelog.yaml', 'plugins/modules/keystore.py',
                    'roles/primary/meta/argument_specs.yml', 'playbooks/site.yml', 'examples/README.md',
                    'examples/inventory/group_vars/ekm/vault.yml', 'examples/execution-environment/bindep.txt',
+                   'examples/molecule/default/molecule.yml', 'roles/standin/files/build.sh',
+                   'roles/standin/files/src/tapecrypt/standin/EkmStandin.java', 'roles/standin/files/tapeclient.py',
                    'tests/unit', 'tests/integration/targets'):
         assert needed in members, needed
 
@@ -372,3 +378,27 @@ def test_released_fragments_do_not_announce_what_the_release_adds():
                 subject = entry.split(' - ', 1)[0]
                 named = {w.strip('`').split()[0] for w in subject.split(',') if w.strip()}
                 assert not (named & new), '%s %s announces %s, new in that release' % (version, section, named & new)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# examples/molecule: the scenario a user copies into their own repository
+
+
+def test_example_molecule_scenario_passes_from_a_fresh_directory(tmp_path, installed):
+    """Copied out of the checkout, with only the installed tarball: converge, idempotence, verify (cartridges
+    written through the primary read back through the redundant), destroy. Run under the lab lock (fixed ports)."""
+    project = tmp_path / 'site-repo'
+    shutil.copytree(os.path.join(EXAMPLES, 'molecule', 'default'), project / 'molecule' / 'default')
+    home = tmp_path / 'home'
+    env = user_env(str(home), installed)
+    proc = run([tool('molecule'), 'test'], cwd=str(project), env=env, check=False)
+    tail = proc.stdout[-8000:]
+    assert proc.returncode == 0, tail
+    for action in ('converge', 'idempotence', 'verify', 'destroy'):
+        assert 'default > %s: Executed: Successful' % action in proc.stdout, tail
+    assert 'default                   : actions=6  successful=6' in proc.stdout, tail
+    # verify.yml read the cartridges through the redundant server (a failed read fails the task and the run).
+    assert re.search(r'TASK \[Read the cartridges\][^\n]*\n(ok: \[ekm-redundant\] => \(item=\d\)\n){3}', proc.stdout), tail
+    # Destroy stopped both servers and removed their homes.
+    ephemeral = home / '.cache' / 'molecule'
+    assert not list(ephemeral.glob('**/ekm-primary/bin/ekmctl')), 'destroy left an EKM home behind'

@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+# The stand-in's sources, build script and tape client ship in the collection, in the standin role.
+SOURCES = HERE.parent.parent / 'roles' / 'standin' / 'files'
 VERSION = '0.1.0'
 PACKAGE = f'ekm-standin-{VERSION}'
 MAIN_CLASS = 'tapecrypt.standin.EkmStandin'
@@ -53,7 +55,7 @@ def require_jdk(tools: tuple[str, ...] = ('java', 'javac', 'jar', 'keytool')) ->
 def build_archive(outdir: str | os.PathLike) -> Path:
     """Runs build.sh; returns the path of ``ekm-standin-0.1.0.tar.gz`` (a ``.sha256`` file sits beside it)."""
     require_jdk(('javac', 'jar'))
-    result = subprocess.run(['bash', str(HERE / 'build.sh'), str(outdir)], capture_output=True, text=True, check=False)
+    result = subprocess.run(['bash', str(SOURCES / 'build.sh'), str(outdir)], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise StandinError(f'build.sh failed with exit code {result.returncode}: {result.stderr.strip()}')
     return Path(result.stdout.strip().splitlines()[-1])

@@ -17,8 +17,10 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:  # also under --import-mode=importlib
-    sys.path.insert(0, str(HERE))
+SOURCES = HERE.parent.parent / 'roles' / 'standin' / 'files'  # the tape client ships in the standin role
+for _path in (HERE, SOURCES):
+    if str(_path) not in sys.path:  # also under --import-mode=importlib
+        sys.path.insert(0, str(_path))
 
 import standin_fixtures as sf  # noqa: E402  pylint: disable=wrong-import-position
 import tapeclient  # noqa: E402  pylint: disable=wrong-import-position

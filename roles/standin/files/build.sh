@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 #
-# Builds the stand-in EKM package the `server` role installs like the vendor's:
+# Builds the stand-in EKM package the `server` role installs like the vendor's (run by the standin role, the
+# tests and the demo):
 #   OUTDIR/ekm-standin-0.1.0.tar.gz  (ekm-standin-0.1.0/lib/ekm-standin.jar, ekm-standin-0.1.0/README.txt)
 #   OUTDIR/ekm-standin-0.1.0.tar.gz.sha256  (sha256sum format)
 # and prints the archive's path. Does nothing when the archive is newer than every source.
@@ -25,6 +26,7 @@ archive="${outdir}/${name}.tar.gz"
 
 if [ -f "$archive" ] && [ -f "${archive}.sha256" ] \
         && [ -z "$(find "${here}/src" "${here}/README.txt" "${here}/build.sh" -newer "$archive" -print -quit)" ]; then
+    echo "build.sh: up to date: $archive" >&2
     echo "$archive"
     exit 0
 fi
@@ -61,7 +63,15 @@ tar --sort=name --mtime="@${epoch}" --owner=0 --group=0 --numeric-owner --mode='
     -C "${work}/stage" -cf - "$name" | gzip -n -9 > "${work}/${name}.tar.gz"
 (cd "$work" && sha256sum "${name}.tar.gz" > "${name}.tar.gz.sha256")
 
-# The archive goes last: its mtime is what the up-to-date check above compares against.
-mv -f "${work}/${name}.tar.gz.sha256" "${archive}.sha256"
-mv -f "${work}/${name}.tar.gz" "$archive"
+# The same sources built by the same JDK give the same bytes: then the archive is only touched, so that
+# whoever installed it (the server role compares checksums) sees no change. Otherwise the archive goes
+# last: its mtime is what the up-to-date check above compares against.
+if [ -f "$archive" ] && [ -f "${archive}.sha256" ] && cmp -s "${work}/${name}.tar.gz" "$archive"; then
+    touch "$archive"
+    echo "build.sh: unchanged: $archive" >&2
+else
+    mv -f "${work}/${name}.tar.gz.sha256" "${archive}.sha256"
+    mv -f "${work}/${name}.tar.gz" "$archive"
+    echo "build.sh: built: $archive" >&2
+fi
 echo "$archive"
