@@ -18,7 +18,7 @@ import datetime
 import json
 import os
 
-from ansible_collections.tapecrypt.ekm.plugins.module_utils import _files, _jceks, _keystore
+from ansible_collections.tapecrypt.ekm.plugins.module_utils import _copies, _files, _jceks, _keystore
 
 FILES = ('keystore', 'keygroups', 'drivetable')
 LABELS = {'keystore': 'keystore', 'keygroups': 'KeyGroups.xml', 'drivetable': 'drive table'}
@@ -42,6 +42,7 @@ ARGUMENT_SPEC = dict(
     primary_password=dict(type='str', no_log=True),
     force=dict(type='bool', default=False),
     backup=dict(type='bool', default=True),
+    keep_copies=dict(type='int', default=5),
     sync_state_path=dict(type='path'),
 )
 # Constraints between the options, checked by the module and by its action plugin alike.
@@ -282,7 +283,7 @@ def _verify_staged_keystore(staged, new_password, primary_digest, current_path, 
 
 
 def install(paths, state_path, sources, expect, current, primary_digest, password, new_password, backup, state,
-            write_state=True, attributes=None, forced=(), file_attributes=None):
+            write_state=True, attributes=None, forced=(), file_attributes=None, keep_copies=None):
     """Install the transferred files all or nothing (``_files.FileSet``), then record them in the sync state.
 
     ``sources``: name -> transferred file; ``expect``: name -> sha256 of the primary's file;
@@ -292,8 +293,10 @@ def install(paths, state_path, sources, expect, current, primary_digest, passwor
     ``file_attributes``: the owner, group and mode the files get before their rename;
     ``attributes(path, changed)``: the module's other file options, applied to each staged file.
     The sync state is written as the install's last step, so a killed run completes it too.
+    ``keep_copies``: how many copies of each replaced key-group and drive-table file stay beside it
+    (``_copies``); keystore copies are bounded by the backup module, which can prove them redundant.
     """
-    result = {'changed_files': [], 'backup_files': []}
+    result = {'changed_files': [], 'backup_files': [], 'removed_copies': []}
     with _files.lock_dirs([os.path.dirname(os.path.abspath(state_path))] + [p for p in paths.values() if p]):
         if read_journal(state_path) is not None:
             raise SyncError('Another sync was interrupted on this redundant server since this run began; nothing was '
@@ -322,6 +325,8 @@ def install(paths, state_path, sources, expect, current, primary_digest, passwor
                     raise SyncError(str(exc), dict(result, changed=True, changed_files=installed))
             result['changed_files'] = installed
             result['backup_files'] = [b for b in backups.values() if b]
+            result['removed_copies'] = [copy for name in names if name != 'keystore'
+                                        for copy in _copies.prune(paths[name], keep_copies)[0]]
         elif write_state:
             _write_state(state_path, state)
         keystore_password = new_password if 'keystore' in sources else password
@@ -390,7 +395,7 @@ def _run_phase(params, check_mode, attributes):
         result = install(paths, state_path, request.get('sources') or {}, request.get('expect') or {}, request.get('current') or {},
                          request['primary_digest'], password, new_password, params['backup'], request['state'],
                          request.get('write_state', True), attributes, request.get('forced') or (),
-                         _files.FileAttributes.from_params(params))
+                         _files.FileAttributes.from_params(params), params.get('keep_copies'))
         if attributes is not None:
             installed = set(result['changed_files'])
             result['attributes_changed'] = apply_attributes(

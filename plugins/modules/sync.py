@@ -115,6 +115,15 @@ options:
       - Keep a timestamped copy (C(<file>.<UTC time>.bak), beside it) of every file the sync replaces.
     type: bool
     default: true
+  keep_copies:
+    description:
+      - Keep at most this many copies of each replaced key-group and drive-table file beside it, newest first; older
+        ones (also C(<file>.<pid>.<time>~) copies of older releases) are removed after the install. C(null) removes
+        none.
+      - Copies of the keystore are never removed here; M(tapecrypt.ekm.backup) bounds them (its O(keep_copies)) once a
+        verified backup set and the keystore both hold every entry of a copy.
+    type: int
+    default: 5
   sync_state_path:
     description:
       - Where the sync state is kept on the redundant server. Default is C(.tapecrypt-sync.json) in the keystore's
@@ -221,6 +230,12 @@ backup_files:
   type: list
   elements: str
   sample: [/opt/ekm/keystore/EKMKeys.jck.20261126T100000123456Z.bak]
+removed_copies:
+  description: Older copies of the replaced files that O(keep_copies) removed.
+  returned: always
+  type: list
+  elements: str
+  sample: [/opt/ekm/KeyGroups.xml.20261001T100000123456Z.bak]
 forced:
   description: Files replaced despite a local change because of O(force=true).
   returned: when O(force=true) overrode a local change

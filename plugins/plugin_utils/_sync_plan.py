@@ -187,7 +187,7 @@ class Sync:
         self.with_attributes = with_attributes
         self.warnings = []
         self.result = {'changed': False, 'in_sync': False, 'drift': {}, 'conflicts': [], 'aliases_added': [],
-                       'changed_files': [], 'backup_files': [], 'primary_digest': None, 'redundant_digest': None}
+                       'changed_files': [], 'backup_files': [], 'removed_copies': [], 'primary_digest': None, 'redundant_digest': None}
 
     def _fail(self, message):
         raise SyncError(message, self.result)
@@ -313,6 +313,7 @@ class Sync:
             raise SyncError(str(exc), res) from None
         res['changed_files'] = done['changed_files']
         res['backup_files'] = [b for b in done['backup_files'] if b]
+        res['removed_copies'] = done.get('removed_copies') or []
         res['redundant_digest'] = done['redundant_digest']
         res['changed'] = bool(res['changed'] or travel or decision['state_outdated'] or done.get('attributes_changed'))
         if travel:

@@ -210,6 +210,32 @@ def test_backup_false_keeps_no_copy(synced):
     assert not [n for n in os.listdir(synced.r) if n.endswith('.bak')]
 
 
+def test_copies_of_replaced_key_groups_are_bounded_but_keystore_copies_stay(synced):
+    made = {'keystore': [], 'keygroups': []}
+    for n in range(6, 10):
+        add_keys(synced.pk(), [n])
+        (synced.p / 'KeyGroups.xml').write_bytes(b'<KeyGroups><group name="g%d"/></KeyGroups>\n' % n)
+        res = synced.sync()
+        assert res['changed'] is True and len(res['backup_files']) == 2
+        for copy in res['backup_files']:
+            made['keystore' if 'EKMKeys.jck' in copy else 'keygroups'].append(copy)
+    # keep_copies defaults to 5 in the argument spec; the stand-in passes none, so nothing was removed yet.
+    assert res['removed_copies'] == []
+    synced_params = synced.params
+
+    def keep_two(side, **kw):
+        return dict(synced_params(side, **kw), keep_copies=2)
+
+    synced.params = keep_two
+    add_keys(synced.pk(), [10])
+    (synced.p / 'KeyGroups.xml').write_bytes(b'<KeyGroups><group name="g10"/></KeyGroups>\n')
+    res = synced.sync()
+    assert sorted(res['removed_copies']) == sorted(made['keygroups'][:3])
+    remaining = sorted(n for n in os.listdir(synced.r) if n.endswith('.bak'))
+    assert len([n for n in remaining if n.startswith('KeyGroups.xml.')]) == 2
+    assert len([n for n in remaining if n.startswith('EKMKeys.jck.')]) == 5
+
+
 def test_check_mode_reports_drift_and_changes_nothing(synced):
     add_keys(synced.pk(), [6, 7, 8])
     (synced.p / 'KeyGroups.xml').write_bytes(b'<KeyGroups><group name="g2"/></KeyGroups>\n')
