@@ -261,7 +261,7 @@ def main():
               % (' except: %s' % '; '.join(failed) if failed else '', DEMO))
         raise
     print('\nBoth stand-in EKM servers are still running (127.0.0.1 ports %s), for writing and reading cartridges '
-          'yourself (tests/standin/tapeclient.py). Stop them with:\n   %s\nThe next make demo stops them and starts '
+          'yourself (roles/standin/files/tapeclient.py). Stop them with:\n   %s\nThe next make demo stops them and starts '
           'from scratch.' % (', '.join(str(PORTS[h]) for h in (PRIMARY, REDUNDANT)), STOP_COMMAND))
     return 0
 
