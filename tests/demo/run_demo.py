@@ -12,6 +12,12 @@ Every run starts from a clean state: the servers of an earlier run are stopped w
 ``ekmctl`` and ``demo/`` is removed, whatever was done with them in between. At the end both
 servers keep running, for trying things out; ``make demo-stop`` (``run_demo.py --stop``) stops
 them. A run that fails stops them too.
+
+``--dialect ibm`` runs the same story on an IBM-dialect site: both hosts' Java home is a small
+stand-in for IBM's JRE (it reports ``java.vendor = IBM Corporation`` and runs this machine's
+OpenJDK), so the primary role gives the new keystore the IBM JRE's dialect by itself, and the
+stand-in EKM reads that keystore with its own IBM-dialect reader. ``--dir`` and ``--port``
+put the run elsewhere (the playbook tests use them).
 """
 from __future__ import annotations
 
@@ -55,8 +61,8 @@ def build_standin():
         return archive, f.read().split()[0]
 
 
-def home(host, demo=DEMO):
-    return os.path.join(demo, host)
+def home(host, demo=None):
+    return os.path.join(demo or DEMO, host)
 
 
 def port_in_use(port):
@@ -65,8 +71,10 @@ def port_in_use(port):
         return sock.connect_ex(('127.0.0.1', port)) == 0
 
 
-def stop_servers(demo=DEMO, hosts=tuple(PORTS)):
+def stop_servers(demo=None, hosts=None):
     """Stop the demo's EKM servers with their own ekmctl; the hosts whose EKM could not be stopped."""
+    demo = demo or DEMO
+    hosts = tuple(PORTS) if hosts is None else hosts
     failed = []
     for host in hosts:
         ctl = os.path.join(home(host, demo), 'bin', 'ekmctl')
@@ -78,12 +86,13 @@ def stop_servers(demo=DEMO, hosts=tuple(PORTS)):
     return failed
 
 
-def clean_start(demo=DEMO, ports=None):
+def clean_start(demo=None, ports=None):
     """Stop what an earlier run left running, remove its directory and make sure the demo's ports are free.
 
     Never forces anything: a server that does not stop, or a port held by a process that is not
     the demo's, stops the run with a message saying what to do.
     """
+    demo = demo or DEMO
     ports = PORTS if ports is None else ports
     failed = stop_servers(demo, tuple(ports))
     if failed:
@@ -100,7 +109,31 @@ def clean_start(demo=DEMO, ports=None):
     os.makedirs(demo)
 
 
-def write_inventory(archive, sha256, key_ranges):
+def fake_ibm_jre():
+    """A Java home whose java says it is IBM's and runs this machine's OpenJDK; keytool is OpenJDK's."""
+    real_java = os.path.realpath(shutil.which('java'))
+    jre = os.path.join(DEMO, 'ibm-jre')
+    os.makedirs(os.path.join(jre, 'bin'), exist_ok=True)
+    script = ('#!/bin/sh\n'
+              '# Stands in for IBM\'s JRE in the demo: reports IBM as its vendor, runs OpenJDK.\n'
+              'for arg in "$@"; do\n'
+              '    if [ "$arg" = "-XshowSettings:properties" ]; then\n'
+              '        "%s" "$@" 2>&1 | sed -e "s/^\\( *java\\.vendor\\) = .*/\\1 = IBM Corporation/" >&2\n'
+              '        exit 0\n'
+              '    fi\n'
+              'done\n'
+              'exec "%s" "$@"\n' % (real_java, real_java))
+    path = os.path.join(jre, 'bin', 'java')
+    with open(path, 'w', encoding='utf-8') as f:
+        f.write(script)
+    os.chmod(path, 0o755)
+    keytool = os.path.join(jre, 'bin', 'keytool')
+    if not os.path.lexists(keytool):
+        os.symlink(os.path.join(os.path.dirname(real_java), 'keytool'), keytool)
+    return jre
+
+
+def write_inventory(archive, sha256, key_ranges, dialect='sunjce'):
     user = getpass.getuser()
     group = grp.getgrgid(os.getgid()).gr_name
     common = {
@@ -123,6 +156,10 @@ def write_inventory(archive, sha256, key_ranges):
             'backup': {'dest': os.path.join(DEMO, 'backup'), 'keep': 5},
         },
     }
+    if dialect == 'ibm':
+        common['ekm_java_home'] = fake_ibm_jre()
+        # This machine's keytool is OpenJDK's, which cannot read IBM-dialect keys; on a real IBM JRE leave it on.
+        common['ekm_primary_verify_with_keytool'] = False
     hosts = {}
     for host in (PRIMARY, REDUNDANT):
         hosts[host] = {
@@ -163,10 +200,14 @@ def changed(recap):
 
 
 def keytool_count(path):
-    out = subprocess.run(['keytool', '-list', '-storetype', 'JCEKS', '-keystore', path, '-storepass:env', 'KSP'],
-                         env=dict(os.environ, KSP=PASSWORD, LANG='C'), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         text=True, check=True).stdout
-    return int(re.search(r'Your keystore contains (\d+) entr', out).group(1))
+    """keytool's entry count, or what it says when it cannot load the file (OpenJDK on an IBM-dialect keystore)."""
+    proc = subprocess.run(['keytool', '-list', '-storetype', 'JCEKS', '-keystore', path, '-storepass:env', 'KSP'],
+                          env=dict(os.environ, KSP=PASSWORD, LANG='C'), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, check=False)
+    found = re.search(r'Your keystore contains (\d+) entr', proc.stdout)
+    if proc.returncode == 0 and found:
+        return int(found.group(1))
+    return 'refused by OpenJDK keytool (%s)' % proc.stdout.strip().splitlines()[-1][:80]
 
 
 def inventory_of(host):
@@ -240,21 +281,36 @@ def step(title):
 STOP_COMMAND = 'make demo-stop   (or: .venv/bin/python tests/demo/run_demo.py --stop)'
 
 
-def main():
+def parse_args():
+    global DEMO, PORTS  # pylint: disable=global-statement
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--stop', action='store_true', help="only stop the demo's EKM servers")
-    if ap.parse_args().stop:
+    ap.add_argument('--dialect', choices=['sunjce', 'ibm'], default='sunjce',
+                    help="the hosts' Java: OpenJDK (sunjce, default) or a stand-in for IBM's JRE (ibm)")
+    ap.add_argument('--dir', default=DEMO, help='where everything goes (default: demo/ of the checkout)')
+    ap.add_argument('--port', type=int, default=PORTS[PRIMARY], help="the primary's port; the redundant's is the next")
+    args = ap.parse_args()
+    DEMO = os.path.abspath(args.dir)
+    PORTS = {PRIMARY: args.port, REDUNDANT: args.port + 1}
+    return args
+
+
+def main():
+    args = parse_args()
+    if args.stop:
         failed = stop_servers()
         if failed:
             raise SystemExit('could not stop: %s' % '; '.join(failed))
         print('the demo EKM servers are stopped')
         return 0
     ensure_collection_link()
-    print('== tapecrypt.ekm demo, everything under %s (log: demo/ansible.log)' % DEMO)
+    print('== tapecrypt.ekm demo, everything under %s (log: %s)' % (DEMO, os.path.join(DEMO, 'ansible.log')))
     print('   a clean start: stopping the servers of an earlier run and removing %s' % DEMO)
     clean_start()
+    if args.dialect == 'ibm':
+        print("   both hosts run a stand-in for IBM's JRE (%s): keystores in the IBM JRE's dialect" % os.path.join(DEMO, 'ibm-jre'))
     try:
-        run_story()
+        run_story(args.dialect)
     except BaseException:
         failed = stop_servers()
         print('\nThe demo failed; its EKM servers were stopped%s. The files are still under %s.'
@@ -266,14 +322,14 @@ def main():
     return 0
 
 
-def run_story():
+def run_story(dialect):
     archive, sha256 = build_standin()
     # The backup medium: in a real site a mounted volume that is not encrypted with these keys.
     os.makedirs(os.path.join(DEMO, 'backup'), exist_ok=True)
     first_range = [{'prefix': 'DMA', 'first': 1, 'count': 200}]
     both_ranges = first_range + [{'prefix': 'DMB', 'first': 1, 'count': 56}]
-    inventory = write_inventory(archive, sha256, first_range)
-    report = {'servers': {}}
+    inventory = write_inventory(archive, sha256, first_range, dialect)
+    report = {'servers': {}, 'dialect': dialect}
 
     step('1. playbooks/site.yml: a primary EKM from the seed, and a redundant one built from it (stand-in EKM)')
     recap, _out = playbook(inventory, 'playbooks/site.yml')
@@ -284,7 +340,10 @@ def run_story():
         raise SystemExit('the second site.yml run changed something: not idempotent')
     path, inv = inventory_of(PRIMARY)
     counted = keytool_count(path)
-    print('   primary keystore: keytool -list counts %d entries; ranges %s' % (counted, ', '.join(inv['ranges'])))
+    print('   primary keystore: %s keys in the %s dialect; keytool -list: %s; ranges %s'
+          % (inv['count'], inv['dialect'], counted, ', '.join(inv['ranges'])))
+    if inv['dialect'] != dialect:
+        raise SystemExit('the primary keystore is in the %s dialect, not %s' % (inv['dialect'], dialect))
     for host in (PRIMARY, REDUNDANT):
         print('   %-14s digest %s' % (host, inventory_of(host)[1]['digest'][:16]))
 
@@ -295,7 +354,7 @@ def run_story():
     step('3. playbooks/add_keys.yml: a new range DMB001-038 on the primary, copied to the redundant in the same run')
     recap, _out = playbook(inventory, 'playbooks/add_keys.yml', '-e', json.dumps({'ekm_add_key_ranges': both_ranges[1:]}))
     print('   %s' % changed(recap))
-    inventory = write_inventory(archive, sha256, both_ranges)  # and the seed now says so, for every later run
+    inventory = write_inventory(archive, sha256, both_ranges, dialect)  # and the seed now says so, for every later run
     written += write_cartridges(PRIMARY, 4, 'b')
     print('   wrote 4 more cartridges through the primary')
 
@@ -333,7 +392,7 @@ def run_story():
     for host, role in ((PRIMARY, 'primary'), (REDUNDANT, 'redundant')):
         path, inv = inventory_of(host)
         report['servers'][host] = {'role': role, 'keystore': path, 'keys': inv['count'], 'digest': inv['digest'],
-                                   'newest_backup': newest_backup(host)}
+                                   'dialect': inv['dialect'], 'newest_backup': newest_backup(host)}
     report['in_sync'] = in_sync
     with open(os.path.join(DEMO, 'report.json'), 'w', encoding='utf-8') as f:
         json.dump(report, f, indent=2, sort_keys=True)
