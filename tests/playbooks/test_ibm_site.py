@@ -18,12 +18,23 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, 'tests', 'standin'))
 
 
-def test_ibm_dialect_site_end_to_end(tmp_path):
-    demo = tmp_path / 'demo'
+@pytest.fixture
+def demo(tmp_path):
+    """The demo's directory; the stand-ins it leaves running are stopped afterwards, whatever happened."""
+    directory = tmp_path / 'demo'
+    yield directory
+    for host in ('ekm-primary', 'ekm-redundant'):
+        ekmctl = directory / host / 'bin' / 'ekmctl'
+        if ekmctl.exists():
+            subprocess.run([str(ekmctl), 'stop'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False, timeout=120)
+
+
+def test_ibm_dialect_site_end_to_end(demo):
     proc = subprocess.run([sys.executable, os.path.join(ROOT, 'tests', 'demo', 'run_demo.py'), '--dialect', 'ibm',
                            '--dir', str(demo), '--port', '38021'],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False, timeout=1800)
