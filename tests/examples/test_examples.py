@@ -360,26 +360,6 @@ def test_changelog_is_generated_from_changelog_yaml_and_lints(tmp_path):
     run([tool('antsibull-changelog'), 'lint-changelog-yaml', 'changelogs/changelog.yaml'], cwd=ROOT, env=env)
 
 
-def test_released_fragments_do_not_announce_what_the_release_adds():
-    """New modules, plugins, roles and playbooks are listed by antsibull from version_added (or add object.*);
-    a change entry about one of them in its own first release would list it twice."""
-    with open(os.path.join(ROOT, 'changelogs', 'changelog.yaml'), encoding='utf-8') as f:
-        releases = yaml.safe_load(f)['releases']
-    assert galaxy_version() in releases
-    for version, release in releases.items():
-        new = {m['name'] for m in release.get('modules', [])}
-        for group in ('plugins', 'objects'):
-            for items in release.get(group, {}).values():
-                new |= {i['name'] for i in items}
-        for section, entries in release.get('changes', {}).items():
-            if not isinstance(entries, list):
-                continue
-            for entry in entries:
-                subject = entry.split(' - ', 1)[0]
-                named = {w.strip('`').split()[0] for w in subject.split(',') if w.strip()}
-                assert not (named & new), '%s %s announces %s, new in that release' % (version, section, named & new)
-
-
 # ---------------------------------------------------------------------------------------------------------------------
 # examples/molecule: the scenario a user copies into their own repository
 
