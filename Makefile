@@ -15,7 +15,8 @@ all: help
 help:
 	@echo "make demo   - provision a primary and a redundant EKM (stand-in) under demo/ and show the guide's procedures"
 	@echo "make demo-stop - stop the two stand-in EKM servers that make demo leaves running"
-	@echo "make test   - every test stage (unit, JDK interop, sanity, integration, lint, Molecule); ends 'N passed, N failed'"
+	@echo "make test   - every test stage (unit, JDK interop, sanity, integration, lint, Molecule) on every supported"
+	@echo "              ansible-core (2.17-2.21; builds .build/venv/ansible-core-2.X); ends 'N passed, N failed'"
 	@echo "make bench  - performance figures (module vs keytool, inventory of 10000 keys, sync at scale)"
 	@echo "make unit   - only the fast pytest unit tests"
 

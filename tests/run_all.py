@@ -5,42 +5,70 @@
 
 Stages run one after another; a failing stage does not stop the others, so one run shows
 everything that is wrong. Each stage's full output goes to ``tests/output/logs/<stage>.log``
-and is echoed; the counts come from the tools' own summaries (pytest's closing line,
-ansible-test's list of sanity tests and integration targets, one result per lint tool and per
-Molecule scenario).
+and is echoed; the counts come from JUnit XML (pytest's ``--junitxml``, ansible-test's
+``tests/output/junit/``: one case per test, sanity test and integration target), and one result
+per lint tool and per Molecule scenario.
+
+The default venv (``.venv``, ansible-core 2.19) runs every stage. ``unit-2.X``, ``sanity-2.X`` and
+``integration-2.X`` run the same ansible-test command on another ansible-core series, in a venv
+built here from ``tests/requirements/ansible-core-2.X.txt`` with a controller Python that series
+supports (``CORES``). A series whose Python is not on this machine is reported as not tested; with
+``TAPECRYPT_ALL_CORES=1`` in the environment (``.ci/run`` sets it) it counts as a failure.
+
+Every tool runs with ``HOME`` set to ``.build/home``: ansible-test's caches and venvs, ansible-lint's
+and Molecule's copies of collections never touch the user's ``~/.ansible``.
 """
 from __future__ import annotations
 
 import argparse
+import glob
+import hashlib
 import os
+import pwd
 import re
 import shutil
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ET
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV_BIN = os.path.dirname(os.path.abspath(sys.executable))
 STAGE_ROOT = os.path.join(ROOT, '.build', 'at')
 COLL = os.path.join(STAGE_ROOT, 'ansible_collections', 'tapecrypt', 'ekm')
 LOGS = os.path.join(ROOT, 'tests', 'output', 'logs')
-PY = 'python%d.%d' % sys.version_info[:2]
+JUNIT = os.path.join(COLL, 'tests', 'output', 'junit')
 PY_VERSION = '%d.%d' % sys.version_info[:2]
+# An isolated home for every tool the stages start (see the module docstring).
+TEST_HOME = os.path.join(ROOT, '.build', 'home')
+CORE_VENVS = os.path.join(ROOT, '.build', 'venv')
+# ansible-core series tested besides the default venv's -> controller Pythons to use, best first
+# (each within the series' supported controller Pythons; the first one found on this machine is used).
+CORES = {
+    '2.17': ('3.10', '3.11'),
+    '2.18': ('3.11',),
+    '2.20': ('3.12',),
+    '2.21': ('3.13', '3.12'),
+}
+NOT_TESTED = []
 
 
-def env():
+def env(venv_bin=VENV_BIN):
     e = dict(os.environ)
-    e['PATH'] = VENV_BIN + os.pathsep + e.get('PATH', '')
+    e['PATH'] = venv_bin + os.pathsep + e.get('PATH', '')
+    e['HOME'] = TEST_HOME
+    e.pop('ANSIBLE_HOME', None)
+    e.pop('ANSIBLE_COLLECTIONS_PATH', None)
     e.setdefault('ANSIBLE_FORCE_COLOR', '0')
     e['PY_COLORS'] = '0'
     e['ANSIBLE_NOCOLOR'] = '1'
     return e
 
 
-def run(name, cmd, cwd=ROOT, extra_env=None):
+def run(name, cmd, cwd=ROOT, extra_env=None, venv_bin=VENV_BIN):
     """Run one command, echo and log its output, return (rc, output)."""
     os.makedirs(LOGS, exist_ok=True)
-    e = env()
+    e = env(venv_bin)
     e.update(extra_env or {})
     print('\n=== %s: %s' % (name, ' '.join(cmd)), flush=True)
     out = []
@@ -56,24 +84,32 @@ def run(name, cmd, cwd=ROOT, extra_env=None):
     return rc, ''.join(out)
 
 
-def pytest_counts(rc, output):
-    """Counts from pytest's closing lines, summed (ansible-test units runs one pytest session per plugin type).
-
-    A crash without a summary counts as one failure.
-    """
-    summary = re.compile(r'^=*\s*(\d+ (passed|failed|errors?|skipped|xfailed|xpassed|deselected|warnings?)(, )?)+.* in [\d.]+s')
-    passed = failed = 0
-    for line in output.splitlines():
-        if not summary.match(line):
-            continue
-        for num, word in re.findall(r'(\d+) (passed|failed|errors?|xpassed)', line):
-            if word in ('passed', 'xpassed'):
-                passed += int(num)
+def junit_cases(paths):
+    """(passed, failed, skipped) over the test cases of JUnit XML files (pytest's and ansible-test's)."""
+    passed = failed = skipped = 0
+    for path in paths:
+        for case in ET.parse(path).getroot().iter('testcase'):
+            if case.find('failure') is not None or case.find('error') is not None:
+                failed += 1
+            elif case.find('skipped') is not None:
+                skipped += 1
             else:
-                failed += int(num)
+                passed += 1
+    return passed, failed, skipped
+
+
+def junit_counts(rc, paths):
+    """Counts from JUnit XML; a non-zero exit without a failed case (a crash, a missing report) is one failure."""
+    passed, failed, _skipped = junit_cases(paths)
     if rc != 0 and failed == 0:
         failed = 1
     return passed, failed
+
+
+def fresh_junit():
+    """Empty ansible-test's JUnit directory, so that only this run's reports are counted."""
+    shutil.rmtree(JUNIT, ignore_errors=True)
+    return JUNIT
 
 
 def stage_copy():
@@ -82,48 +118,148 @@ def stage_copy():
     subprocess.run(['rsync', '-a', '--delete', '--exclude', '/.venv', '--exclude', '/.build', '--exclude', '/demo',
                     '--exclude', '/tests/output', '--exclude', '/.ansible', '--exclude', '__pycache__',
                     ROOT + '/', COLL + '/'], check=True)
-    cache = os.path.expanduser('~/.ansible/test/cache')
+
+
+def install_get_pip(venv_bin):
+    """ansible-test downloads get-pip.py to bootstrap its venvs; this machine has no route to it. Put the offline
+    stand-in where ansible-test looks, under the name of the pip version this ansible-test pins."""
+    rc, out = run_quiet([os.path.join(venv_bin, 'python'), '-c',
+                         'import ansible_test, os; print(os.path.dirname(ansible_test.__file__))'])
+    if rc:
+        raise RuntimeError('ansible-test is not importable in %s: %s' % (venv_bin, out))
+    with open(os.path.join(out.strip(), '_internal', 'python_requirements.py'), encoding='utf-8') as src:
+        versions = set(re.findall(r"""\bpip(?:=|['"]\s*:\s*)['"](\d+(?:\.\d+)+)['"]""", src.read()))
+    if not versions:
+        raise RuntimeError('no pinned pip version found in ansible-test of %s' % venv_bin)
+    cache = os.path.join(TEST_HOME, '.ansible', 'test', 'cache')
     os.makedirs(cache, exist_ok=True)
-    # ansible-test downloads get-pip.py to bootstrap its venvs; this machine has no route to it.
-    shutil.copy(os.path.join(ROOT, 'tests', 'lab', 'get_pip_shim.py'), os.path.join(cache, 'get_pip_24_2.py'))
+    for version in versions:
+        shutil.copy(os.path.join(ROOT, 'tests', 'lab', 'get_pip_shim.py'),
+                    os.path.join(cache, 'get_pip_%s.py' % version.replace('.', '_')))
 
 
-def st_unit():
-    rc, out = run('unit', ['ansible-test', 'units', '--local', '--python', PY_VERSION, '--color', 'no'], cwd=COLL)
-    return pytest_counts(rc, out)
+def run_quiet(cmd):
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors='replace',
+                          stdin=subprocess.DEVNULL, env=env(), check=False)
+    return proc.returncode, proc.stdout
+
+
+def find_python(version):
+    """A working interpreter for Python ``version`` (e.g. '3.12'): $PYTHON3_12, pythonX.Y on PATH, pyenv's, or None."""
+    pyenv = os.environ.get('PYENV_ROOT') or os.path.join(pwd.getpwuid(os.getuid()).pw_dir, '.pyenv')
+    candidates = [os.environ.get('PYTHON' + version.replace('.', '_')), shutil.which('python' + version)]
+    candidates += sorted(glob.glob(os.path.join(pyenv, 'versions', version + '.*', 'bin', 'python' + version)),
+                         reverse=True)
+    candidates += ['/usr/local/bin/python' + version, '/usr/bin/python' + version]
+    for cand in filter(None, candidates):
+        if not os.access(cand, os.X_OK):
+            continue
+        rc, out = run_quiet([cand, '-c', 'import sys, ensurepip, venv; print("%d.%d" % sys.version_info[:2])'])
+        if rc == 0 and out.strip() == version:
+            return cand
+    return None
+
+
+def core_venv(series):
+    """(venv bin directory, Python version) for ansible-core ``series``, built on first use; (None, reason) when no
+    supported Python is on this machine."""
+    wanted = CORES[series]
+    for version in wanted:
+        python = find_python(version)
+        if python:
+            break
+    else:
+        return None, 'needs Python %s, none found' % ' or '.join(wanted)
+    reqs = os.path.join(ROOT, 'tests', 'requirements', 'ansible-core-%s.txt' % series)
+    venv = os.path.join(CORE_VENVS, 'ansible-core-' + series)
+    with open(reqs, 'rb') as f:
+        stamp = '%s %s\n' % (os.path.realpath(python), hashlib.sha256(f.read()).hexdigest())
+    stamp_path = os.path.join(venv, '.installed')
+    if not os.path.isfile(stamp_path) or open(stamp_path, encoding='utf-8').read() != stamp:
+        shutil.rmtree(venv, ignore_errors=True)
+        for cmd in ([python, '-m', 'venv', venv],
+                    [os.path.join(venv, 'bin', 'python'), '-m', 'pip', 'install', '-q', '--disable-pip-version-check',
+                     '-r', reqs]):
+            rc, out = run_quiet(cmd)
+            if rc:
+                raise RuntimeError('%s failed:\n%s' % (' '.join(cmd), out[-3000:]))
+        with open(stamp_path, 'w', encoding='utf-8') as f:
+            f.write(stamp)
+    return os.path.join(venv, 'bin'), version
+
+
+def ansible_test(name, command, venv_bin=VENV_BIN, py_version=PY_VERSION):
+    """Run ``ansible-test <command>`` in the collection copy with the given venv; return (rc, output)."""
+    install_get_pip(venv_bin)
+    extra = {'units': [], 'sanity': ['--junit'], 'integration': ['--continue-on-error']}[command]
+    return run(name, [os.path.join(venv_bin, 'ansible-test'), command, '--local', '--python', py_version,
+                      '--color', 'no'] + extra, cwd=COLL, venv_bin=venv_bin)
+
+
+def ansible_test_counts(command, rc):
+    """Counts of an ansible-test run from its JUnit reports: one case per unit test and per sanity test; one result
+    per integration target (its report holds one case per task), a target without a report being a failure."""
+    if command != 'integration':
+        return junit_counts(rc, glob.glob(os.path.join(JUNIT, '*.xml')))
+    passed = failed = 0
+    for target in integration_targets():
+        reports = glob.glob(os.path.join(JUNIT, target + '-*.xml'))
+        _p, bad, _s = junit_cases(reports)
+        if reports and not bad:
+            passed += 1
+        else:
+            failed += 1
+    if rc != 0 and failed == 0:
+        failed = 1
+    return passed, failed
+
+
+def integration_targets():
+    root = os.path.join(COLL, 'tests', 'integration', 'targets')
+    names = []
+    for name in sorted(os.listdir(root)):
+        aliases = os.path.join(root, name, 'aliases')
+        words = open(aliases, encoding='utf-8').read().split() if os.path.isfile(aliases) else []
+        if not set(words) & {'disabled', 'unsupported', 'hidden'}:
+            names.append(name)
+    return names
+
+
+def _ansible_test_stage(command, series=None):
+    """A stage running ``ansible-test <command>`` on the default venv or on ansible-core ``series``."""
+    name = command if series is None else '%s-%s' % (command, series)
+
+    def stage():
+        venv_bin, py_version = VENV_BIN, PY_VERSION
+        if series is not None:
+            venv_bin, py_version = core_venv(series)
+            if venv_bin is None:
+                NOT_TESTED.append('ansible-core %s (%s): %s' % (series, name, py_version))
+                print('\n=== %s: NOT TESTED, ansible-core %s %s' % (name, series, py_version), flush=True)
+                return (0, 1) if os.environ.get('TAPECRYPT_ALL_CORES') == '1' else (0, 0)
+            print('\n=== %s: ansible-core %s on Python %s' % (name, series, py_version), flush=True)
+        fresh_junit()
+        rc, _out = ansible_test(name, 'units' if command == 'unit' else command, venv_bin, py_version)
+        return ansible_test_counts(command, rc)
+    return stage
 
 
 def _pytest_dir(name, path, *extra):
     def stage():
-        rc, out = run(name, [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', path] + list(extra))
-        return pytest_counts(rc, out)
+        report = os.path.join(ROOT, 'tests', 'output', 'junit', name + '.xml')
+        if os.path.exists(report):
+            os.remove(report)
+        rc, _out = run(name, [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider',
+                              '--junitxml=' + report, path] + list(extra))
+        return junit_counts(rc, [report] if os.path.exists(report) else [])
     return stage
 
 
-def st_sanity():
-    rc, out = run('sanity', ['ansible-test', 'sanity', '--local', '--python', PY_VERSION, '--color', 'no'], cwd=COLL)
-    ran = re.findall(r'^Running sanity test "([^"]+)"', out, re.M)
-    m = re.search(r'The (\d+) sanity test\(s\) listed below \(out of \d+\) failed', out)
-    failed = int(m.group(1)) if m else 0
-    if rc != 0 and failed == 0:
-        failed = 1
-    return max(len(ran) - failed, 0), failed
-
-
-def st_integration():
-    rc, out = run('integration', ['ansible-test', 'integration', '--local', '--python', PY_VERSION, '--color', 'no',
-                                  '--continue-on-error'], cwd=COLL)
-    ran = re.findall(r'^Running (\S+) integration test role', out, re.M)
-    m = re.search(r'The (\d+) integration test\(s\) listed below', out)
-    failed = int(m.group(1)) if m else (1 if rc else 0)
-    return max(len(ran) - failed, 0), failed
-
-
 def link_user_collection():
-    """Molecule's prerun copies the collection into ~/.ansible/collections, and ansible-lint reads that
-    copy first: a stale one from an earlier checkout would be what gets linted and run. A symlink to
-    this checkout makes both use the working tree (and ansible-compat skips its copy)."""
-    link = os.path.expanduser('~/.ansible/collections/ansible_collections/tapecrypt/ekm')
+    """Molecule's prerun copies the collection into ~/.ansible/collections (here the isolated home's), and
+    ansible-lint reads that copy first: a stale one from an earlier checkout would be what gets linted and run.
+    A symlink to this checkout makes both use the working tree (and ansible-compat skips its copy)."""
+    link = os.path.join(TEST_HOME, '.ansible', 'collections', 'ansible_collections', 'tapecrypt', 'ekm')
     if os.path.islink(link) and os.path.realpath(link) == os.path.realpath(ROOT):
         return
     if os.path.islink(link) or os.path.isfile(link):
@@ -161,14 +297,22 @@ def st_molecule():
 
 
 STAGES = {
-    'unit': st_unit,
+    'unit': _ansible_test_stage('unit'),
+    'unit-2.17': _ansible_test_stage('unit', '2.17'),
+    'unit-2.18': _ansible_test_stage('unit', '2.18'),
+    'unit-2.20': _ansible_test_stage('unit', '2.20'),
+    'unit-2.21': _ansible_test_stage('unit', '2.21'),
     'interop': _pytest_dir('interop', 'tests/interop'),
     'standin': _pytest_dir('standin', 'tests/standin', 'tests/demo'),
     'lab': _pytest_dir('lab', 'tests/lab'),
     'playbooks': _pytest_dir('playbooks', 'tests/playbooks'),
     'examples': _pytest_dir('examples', 'tests/examples'),
-    'sanity': st_sanity,
-    'integration': st_integration,
+    'sanity': _ansible_test_stage('sanity'),
+    'sanity-2.17': _ansible_test_stage('sanity', '2.17'),
+    'sanity-2.21': _ansible_test_stage('sanity', '2.21'),
+    'integration': _ansible_test_stage('integration'),
+    'integration-2.17': _ansible_test_stage('integration', '2.17'),
+    'integration-2.21': _ansible_test_stage('integration', '2.21'),
     'lint': st_lint,
     'docs': st_docs,
     'molecule': st_molecule,
@@ -183,7 +327,8 @@ def main():
     unknown = [s for s in wanted if s not in STAGES]
     if unknown:
         ap.error('unknown stage(s): %s' % ', '.join(unknown))
-    if any(s in wanted for s in ('unit', 'sanity', 'integration', 'docs')):
+    os.makedirs(TEST_HOME, exist_ok=True)
+    if any(s.split('-')[0] in ('unit', 'sanity', 'integration', 'docs') for s in wanted):
         stage_copy()
     results = []
     for name in wanted:
@@ -199,6 +344,8 @@ def main():
         print('%-12s %8d %8d %9.1f' % (name, passed, failed, secs))
     total_p = sum(r[1] for r in results)
     total_f = sum(r[2] for r in results)
+    for line in NOT_TESTED:
+        print('not tested: ' + line)
     print('total: %d passed, %d failed' % (total_p, total_f))
     return 1 if total_f or not total_p else 0
 

@@ -12,9 +12,8 @@ import stat
 import pytest
 
 from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
-
 from ansible_collections.tapecrypt.ekm.plugins.modules import config
+from ansible_collections.tapecrypt.ekm.tests.unit.plugins.modules.module_runner import patch_module_args
 
 SECRET = 'Hunter2-store-pw'
 OLD_SECRET = 'old-Secret-pw'
