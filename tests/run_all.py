@@ -56,6 +56,8 @@ NOT_TESTED = []
 def env(venv_bin=VENV_BIN):
     e = dict(os.environ)
     e['PATH'] = venv_bin + os.pathsep + e.get('PATH', '')
+    # pip's download cache stays the user's (a cold one would download every sanity venv again on each run).
+    e.setdefault('PIP_CACHE_DIR', os.path.join(os.path.expanduser('~'), '.cache', 'pip'))
     e['HOME'] = TEST_HOME
     e.pop('ANSIBLE_HOME', None)
     e.pop('ANSIBLE_COLLECTIONS_PATH', None)
