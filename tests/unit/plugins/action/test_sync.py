@@ -19,7 +19,7 @@ import textwrap
 import pytest
 
 import ansible_collections.tapecrypt.ekm as collection
-from ansible_collections.tapecrypt.ekm.plugins.module_utils import _jceks
+from ansible_collections.tapecrypt.ekm.tests.unit.plugins.keystores import write_keystore
 
 PW = 'changeit-store'
 COLLECTIONS_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(collection.__path__[0]))))
@@ -28,13 +28,7 @@ PLAYBOOK = [sys.executable, '-m', 'ansible.cli.playbook']
 
 
 def make_keystore(path, numbers, existing=None):
-    ks = _jceks.new_keystore()
-    if existing:
-        ks = _jceks.load(open(existing, 'rb').read(), PW)
-    for n in numbers:
-        ks.add(_jceks.seal_secret_key('dca%018x' % n, _jceks.generate_aes_key(), PW, iteration_count=1000))
-    with open(path, 'wb') as f:
-        f.write(_jceks.dump(ks, PW))
+    write_keystore(path, numbers, PW, existing=existing)
 
 
 TASK = textwrap.dedent('''

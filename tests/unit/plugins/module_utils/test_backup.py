@@ -12,24 +12,16 @@ import time
 
 import pytest
 
-from ansible_collections.tapecrypt.ekm.plugins.module_utils import _backup, _jceks, _keystore
+from ansible_collections.tapecrypt.ekm.plugins.module_utils import _backup, _keystore
 from ansible_collections.tapecrypt.ekm.plugins.module_utils._backup import BackupError
+from ansible_collections.tapecrypt.ekm.tests.unit.plugins.keystores import write_keystore
 
 PW = 'changeit-backup'
-FAST = 1000  # PBE iterations: the default is exercised by the keystore module's own tests
 
 
 def make_keystore(path, first, last, password=PW, keys=None):
     """A keystore with aliases dca<first..last>; ``keys`` (alias -> bytes) pins some keys."""
-    ks = _jceks.new_keystore()
-    for n in range(first, last + 1):
-        alias = 'dca%018x' % n
-        key = (keys or {}).get(alias) or _jceks.generate_aes_key()
-        ks.add(_jceks.seal_secret_key(alias, key, password, iteration_count=FAST))
-    data = _jceks.dump(ks, password)
-    with open(path, 'wb') as f:
-        f.write(data)
-    return data
+    return write_keystore(path, range(first, last + 1), password, keys).data
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ import pytest
 
 from ansible_collections.tapecrypt.ekm.plugins.module_utils import _files, _jceks, _sync
 from ansible_collections.tapecrypt.ekm.plugins.plugin_utils import _sync_plan
+from ansible_collections.tapecrypt.ekm.tests.unit.plugins.keystores import write_keystore
 
 PW = 'changeit-store'
 FAST = 1000  # PBE iterations in unit tests
@@ -35,24 +36,12 @@ def alias(n, prefix='dca'):
 
 def make_keystore(path, numbers, password=PW, prefix='dca', keys=None, iterations=FAST):
     """A keystore with fresh keys (or the given ``keys``: alias -> bytes) for the given counters."""
-    ks = _jceks.new_keystore()
-    for n in numbers:
-        a = alias(n, prefix)
-        key = keys[a] if keys and a in keys else _jceks.generate_aes_key()
-        ks.add(_jceks.seal_secret_key(a, key, password, iteration_count=iterations))
-    with open(path, 'wb') as f:
-        f.write(_jceks.dump(ks, password))
-    return ks
+    return write_keystore(path, numbers, password, keys, prefix, iterations).keystore
 
 
 def add_keys(path, numbers, password=PW):
     """What tapecrypt.ekm.keystore does on the primary: old entries kept byte for byte, new ones appended."""
-    with open(path, 'rb') as f:
-        ks = _jceks.load(f.read(), password)
-    for n in numbers:
-        ks.add(_jceks.seal_secret_key(alias(n), _jceks.generate_aes_key(), password, iteration_count=FAST))
-    with open(path, 'wb') as f:
-        f.write(_jceks.dump(ks, password))
+    write_keystore(path, numbers, password, existing=path)
 
 
 def keys_of(path, password=PW):

@@ -15,17 +15,13 @@ from ansible.module_utils import basic
 from ansible_collections.tapecrypt.ekm.plugins.module_utils import _backup, _jceks
 from ansible_collections.tapecrypt.ekm.plugins.modules import backup as backup_module
 from ansible_collections.tapecrypt.ekm.tests.unit.plugins.modules.module_runner import run_module
+from ansible_collections.tapecrypt.ekm.tests.unit.plugins.keystores import write_keystore
 
 PW = 'changeit-backup-module'
-FAST = 1000
 
 
 def make_keystore(path, count):
-    ks = _jceks.new_keystore()
-    for n in range(1, count + 1):
-        ks.add(_jceks.seal_secret_key('dca%018x' % n, _jceks.generate_aes_key(), PW, iteration_count=FAST))
-    with open(path, 'wb') as f:
-        f.write(_jceks.dump(ks, PW))
+    write_keystore(path, range(1, count + 1), PW)
 
 
 @pytest.fixture

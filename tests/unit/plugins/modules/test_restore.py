@@ -14,21 +14,15 @@ import pytest
 from ansible_collections.tapecrypt.ekm.plugins.module_utils import _backup, _jceks
 from ansible_collections.tapecrypt.ekm.plugins.modules import restore as restore_module
 from ansible_collections.tapecrypt.ekm.tests.unit.plugins.modules.module_runner import run_module
+from ansible_collections.tapecrypt.ekm.tests.unit.plugins.keystores import write_keystore
 
 PW = 'changeit-restore'
-FAST = 1000
 ROLE_OPTIONS = {'keystore': 'keystore_path', 'config': 'config_path', 'keygroups': 'keygroups_path',
                 'drivetable': 'drivetable_path'}
 
 
 def make_keystore(path, first, last, password=PW, keys=None):
-    ks = _jceks.new_keystore()
-    for n in range(first, last + 1):
-        alias = 'dca%018x' % n
-        key = (keys or {}).get(alias) or _jceks.generate_aes_key()
-        ks.add(_jceks.seal_secret_key(alias, key, password, iteration_count=FAST))
-    with open(path, 'wb') as f:
-        f.write(_jceks.dump(ks, password))
+    write_keystore(path, range(first, last + 1), password, keys)
 
 
 def unseal_all(path, password=PW):

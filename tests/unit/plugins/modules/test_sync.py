@@ -12,17 +12,13 @@ import stat
 from ansible_collections.tapecrypt.ekm.plugins.module_utils import _files, _jceks, _sync
 from ansible_collections.tapecrypt.ekm.plugins.modules import sync as sync_module
 from ansible_collections.tapecrypt.ekm.tests.unit.plugins.modules.module_runner import run_module
+from ansible_collections.tapecrypt.ekm.tests.unit.plugins.keystores import write_keystore
 
 PW = 'changeit-store'
 
 
 def make_keystore(path, count, password=PW):
-    ks = _jceks.new_keystore()
-    for n in range(1, count + 1):
-        ks.add(_jceks.seal_secret_key('dca%018x' % n, _jceks.generate_aes_key(), password, iteration_count=1000))
-    data = _jceks.dump(ks, password)
-    path.write_bytes(data)
-    return data
+    return write_keystore(path, range(1, count + 1), password).data
 
 
 def args(directory, **kw):
