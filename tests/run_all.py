@@ -9,8 +9,8 @@ and is echoed; the counts come from JUnit XML (pytest's ``--junitxml``, ansible-
 ``tests/output/junit/``: one case per test, sanity test and integration target), and one result
 per lint tool and per Molecule scenario.
 
-The default venv (``.venv``, ansible-core 2.19) runs every stage. ``unit-2.X``, ``sanity-2.X`` and
-``integration-2.X`` run the same ansible-test command on another ansible-core series, in a venv
+The default venv (``.venv``, ansible-core 2.19) runs every stage. ``unit-2.X``, ``functional-2.X``,
+``sanity-2.X`` and ``integration-2.X`` run the same tests on another ansible-core series, in a venv
 built here from ``tests/requirements/ansible-core-2.X.txt`` with a controller Python that series
 supports (``CORES``). A series whose Python is not on this machine is reported as not tested; with
 ``TAPECRYPT_ALL_CORES=1`` in the environment (``.ci/run`` sets it) it counts as a failure.
@@ -235,26 +235,40 @@ def _ansible_test_stage(command, series=None):
         venv_bin, py_version = VENV_BIN, PY_VERSION
         if series is not None:
             venv_bin, py_version = core_venv(series)
-            if venv_bin is None:
-                NOT_TESTED.append('ansible-core %s (%s): %s' % (series, name, py_version))
-                print('\n=== %s: NOT TESTED, ansible-core %s %s' % (name, series, py_version), flush=True)
+            if not_testable(name, series, venv_bin, py_version):
                 return (0, 1) if os.environ.get('TAPECRYPT_ALL_CORES') == '1' else (0, 0)
-            print('\n=== %s: ansible-core %s on Python %s' % (name, series, py_version), flush=True)
         fresh_junit()
         rc, _out = ansible_test(name, 'units' if command == 'unit' else command, venv_bin, py_version)
         return ansible_test_counts(command, rc)
     return stage
 
 
-def _pytest_dir(name, path, *extra):
+def _pytest_dir(name, path, *extra, series=None):
+    """A stage running plain pytest on ``path``, with the default venv or the venv of ansible-core ``series``."""
     def stage():
+        python = sys.executable
+        if series is not None:
+            venv_bin, py_version = core_venv(series)
+            if not_testable(name, series, venv_bin, py_version):
+                return (0, 1) if os.environ.get('TAPECRYPT_ALL_CORES') == '1' else (0, 0)
+            python = os.path.join(venv_bin, 'python')
         report = os.path.join(ROOT, 'tests', 'output', 'junit', name + '.xml')
         if os.path.exists(report):
             os.remove(report)
-        rc, _out = run(name, [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider',
-                              '--junitxml=' + report, path] + list(extra))
+        rc, _out = run(name, [python, '-m', 'pytest', '-q', '-p', 'no:cacheprovider',
+                              '--junitxml=' + report, path] + list(extra), venv_bin=os.path.dirname(python))
         return junit_counts(rc, [report] if os.path.exists(report) else [])
     return stage
+
+
+def not_testable(name, series, venv_bin, detail):
+    """Report the venv chosen for ``series``; True (and noted as not tested) when there is none."""
+    if venv_bin is None:
+        NOT_TESTED.append('ansible-core %s (%s): %s' % (series, name, detail))
+        print('\n=== %s: NOT TESTED, ansible-core %s %s' % (name, series, detail), flush=True)
+        return True
+    print('\n=== %s: ansible-core %s on Python %s' % (name, series, detail), flush=True)
+    return False
 
 
 def link_user_collection():
@@ -304,6 +318,11 @@ STAGES = {
     'unit-2.18': _ansible_test_stage('unit', '2.18'),
     'unit-2.20': _ansible_test_stage('unit', '2.20'),
     'unit-2.21': _ansible_test_stage('unit', '2.21'),
+    'functional': _pytest_dir('functional', 'tests/functional'),
+    'functional-2.17': _pytest_dir('functional-2.17', 'tests/functional', series='2.17'),
+    'functional-2.18': _pytest_dir('functional-2.18', 'tests/functional', series='2.18'),
+    'functional-2.20': _pytest_dir('functional-2.20', 'tests/functional', series='2.20'),
+    'functional-2.21': _pytest_dir('functional-2.21', 'tests/functional', series='2.21'),
     'interop': _pytest_dir('interop', 'tests/interop'),
     'standin': _pytest_dir('standin', 'tests/standin', 'tests/demo'),
     'lab': _pytest_dir('lab', 'tests/lab'),
@@ -341,9 +360,9 @@ def main():
             print('stage %s crashed: %s' % (name, exc))
             passed, failed = 0, 1
         results.append((name, passed, failed, time.monotonic() - start))
-    print('\n%-12s %8s %8s %9s' % ('stage', 'passed', 'failed', 'seconds'))
+    print('\n%-17s %8s %8s %9s' % ('stage', 'passed', 'failed', 'seconds'))
     for name, passed, failed, secs in results:
-        print('%-12s %8d %8d %9.1f' % (name, passed, failed, secs))
+        print('%-17s %8d %8d %9.1f' % (name, passed, failed, secs))
     total_p = sum(r[1] for r in results)
     total_f = sum(r[2] for r in results)
     for line in NOT_TESTED:
