@@ -15,7 +15,6 @@ import hashlib
 import hmac
 import os
 import shutil
-import subprocess
 import tempfile
 
 from ansible_collections.tapecrypt.ekm.plugins.module_utils import _jceks
@@ -203,6 +202,15 @@ def add_python(keystore, aliases, password, key_password, iteration_count, proce
     return _jceks.dump(keystore, password)
 
 
+def module_runner(module):
+    """Start keytool through ``module.run_command`` (ansible-core's way for modules): ``run(argv, env)`` returns the
+    exit status and stdout followed by stderr. ``env`` is laid over a copy of the module's environment."""
+    def run(argv, env):
+        rc, out, err = module.run_command(argv, environ_update=env, errors='surrogate_or_replace')
+        return rc, out + err
+    return run
+
+
 class Keytool:
     """The host's own keytool, for EKM hosts whose JRE cannot read SunJCE entries.
 
@@ -220,13 +228,9 @@ class Keytool:
         if not self.path or not os.access(self.path, os.X_OK):
             raise KeystoreError('keytool was not found%s; set keytool_path or java_home to the JRE that EKM runs on.'
                                 % (' at %s' % self.path if self.path else ' on PATH'))
-        self._run = run or self._subprocess_run
-
-    @staticmethod
-    def _subprocess_run(argv, env):
-        proc = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              check=False)
-        return proc.returncode, proc.stdout.decode('utf-8', 'replace')
+        if run is None:
+            raise KeystoreError('internal error: Keytool needs a runner (module_runner(module) in a module)')
+        self._run = run
 
     def call(self, args, secrets):
         env = {k: v for k, v in os.environ.items() if not k.startswith('TAPECRYPT_')}

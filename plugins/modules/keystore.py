@@ -378,7 +378,7 @@ def write_keys(module, result, keystore, data, missing, key_password, dialect):
     path, password = p['path'], p['password']
     existed = data is not None
     if p['backend'] == 'keytool':
-        keytool = _keystore.Keytool(p['keytool_path'], p['java_home'])
+        keytool = _keystore.Keytool(p['keytool_path'], p['java_home'], run=_keystore.module_runner(module))
         new_data, keystore, result['keytool'] = _keytool.add_keys(keytool, path, keystore, data, missing, password,
                                                                   key_password, p['processes'])
         # The host's keytool chose; a dialect the task named must be what it wrote, and never a mix.
@@ -404,7 +404,8 @@ def verify(module, path, data, password, key_password, keystore, new_aliases):
     With one password for store and keys (EKM's way) every entry is copied; keys under their own
     key password can only be copied one by one, so then only the new ones are checked.
     """
-    keytool = _keystore.Keytool(module.params['keytool_path'], module.params['java_home'])
+    keytool = _keystore.Keytool(module.params['keytool_path'], module.params['java_home'],
+                                run=_keystore.module_runner(module))
     workdir = tempfile.mkdtemp(prefix='tapecrypt-verify-')
     try:
         copy = os.path.join(workdir, 'candidate.jck')

@@ -83,6 +83,13 @@ def bench_keytool(workdir, n):
     return time.monotonic() - start
 
 
+def run_keytool(argv, env):
+    """The keytool runner of _keystore.Keytool outside a module: exit status and merged output."""
+    proc = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          check=False)
+    return proc.returncode, proc.stdout.decode('utf-8', 'replace')
+
+
 def bench_keytool_backend(workdir, n, per_key_n):
     """The keytool backend: batched through Ansible on n keys, one JVM per key (its fallback) on per_key_n keys."""
     from ansible_collections.tapecrypt.ekm.plugins.module_utils import _keystore  # pylint: disable=import-outside-toplevel
@@ -90,7 +97,7 @@ def bench_keytool_backend(workdir, n, per_key_n):
     secs, res = ansible_module('tapecrypt.ekm.keystore', {'path': path, 'password': PW, 'backend': 'keytool',
                                                           'ranges': [{'prefix': 'BKB', 'first': 1, 'count': n}]})
     assert res['created_count'] == n and res['keytool']['method'] == 'importkeystore', res
-    keytool = _keystore.Keytool()
+    keytool = _keystore.Keytool(run=run_keytool)
     aliases = ['bkc%018x' % i for i in range(1, per_key_n + 1)]
     start = time.monotonic()
     # The fallback's own code: one keytool -genseckey JVM per key on a private copy of the keystore.
