@@ -5,8 +5,9 @@
 
 ansible-test bootstraps pip in each virtual environment it creates (``sanity``, ``--venv``)
 with a get-pip.py fetched from ci-files.testing.ansible.com, a host an offline CI cannot
-reach. It looks in its cache first, so CI copies this file there under the name that the
-installed ansible-core expects; for ansible-core 2.19 (pip 24.2) that is::
+reach. It looks in its cache first, so tests/run_all.py copies this file there (under its isolated
+HOME, .build/home) with the name of the pip version each ansible-test pins: get_pip_23_1_2.py for
+ansible-core 2.17, get_pip_24_2.py for 2.18 and 2.19, get_pip_25_2.py for 2.20 and 2.21::
 
     ~/.ansible/test/cache/get_pip_24_2.py
 
