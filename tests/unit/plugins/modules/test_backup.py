@@ -15,7 +15,7 @@ from ansible.module_utils import basic
 from ansible_collections.tapecrypt.ekm.plugins.module_utils import _backup, _jceks
 from ansible_collections.tapecrypt.ekm.plugins.modules import backup as backup_module
 from ansible_collections.tapecrypt.ekm.tests.unit.plugins.modules.module_runner import run_module
-from ansible_collections.tapecrypt.ekm.tests.unit.plugins.keystores import write_keystore
+from ansible_collections.tapecrypt.ekm.tests.unit.plugins.keystores import FAST, write_keystore
 
 PW = 'changeit-backup-module'
 
