@@ -108,6 +108,15 @@ options:
         files are in, including a keystore that no longer opens with the password.
     type: bool
     default: true
+  keep_copies:
+    description:
+      - After the restore, keep at most this many copies of each restored configuration, key-group and drive-table
+        file beside it, newest first; older ones are removed. C(null) removes none.
+      - Copies of the keystore are never removed here, least of all the one a restore with O(allow_key_loss=true)
+        keeps; M(tapecrypt.ekm.backup) bounds keystore copies only when a verified set and the keystore both hold
+        every entry of a copy.
+    type: int
+    default: 5
 notes:
   - A file the set records as absent (or did not back up) is left as it is on the server, with a warning.
   - New files are created with mode C(0600) and existing ones keep their mode, owner and group, unless O(mode),
@@ -185,6 +194,12 @@ backup_files:
   returned: success
   type: dict
   sample: {EKMKeys.jck: /opt/ekm/keystore/EKMKeys.jck.20260131T120500123456Z.bak}
+removed_copies:
+  description: Older copies of restored files (never of the keystore) that O(keep_copies) removed.
+  returned: success
+  type: list
+  elements: str
+  sample: [/opt/ekm/KeyGroups.xml.20260101T120500123456Z.bak]
 not_restored:
   description: Files in the set that were not restored because no target path was given for them.
   returned: success
@@ -215,7 +230,7 @@ removed_stray_files:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.tapecrypt.ekm.plugins.module_utils import _backup, _files
+from ansible_collections.tapecrypt.ekm.plugins.module_utils import _backup, _copies, _files
 
 
 def plan_result(plan):
@@ -230,6 +245,7 @@ def plan_result(plan):
         not_restored=plan.skipped,
         not_in_set=plan.not_in_set,
         backup_files={},
+        removed_copies=[],
     )
 
 
@@ -243,6 +259,7 @@ ARGUMENT_SPEC = dict(
     password=dict(type='str', required=True, no_log=True),
     allow_key_loss=dict(type='bool', default=False),
     backup=dict(type='bool', default=True),
+    keep_copies=dict(type='int', default=_copies.DEFAULT_KEEP),
 )
 
 
@@ -300,6 +317,12 @@ def install(module, plan, result):
         # A failure after files were replaced still reports the change.
         result['changed'] = bool(getattr(exc, 'changed', False) or result.get('recovered'))
         module.fail_json(msg=str(exc), **result)
+    result['removed_copies'] = []
+    for f in plan.files:
+        # Never a keystore copy: the one this restore just kept may hold the only copy of keys it gave up.
+        if f['change'] and f['kind'] != 'keystore':
+            with _files.DirLock(f['real']):
+                result['removed_copies'] += _copies.prune(f['real'], p['keep_copies'])[0]
 
 
 if __name__ == '__main__':

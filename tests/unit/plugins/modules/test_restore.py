@@ -457,3 +457,24 @@ def test_a_restore_leaves_ekm_temporary_files_alone_and_removes_its_own(server):
     res = restore(server)
     assert res['removed_stray_files'] == [ours]
     assert os.path.exists(ekm_own)
+
+
+def test_copies_of_restored_files_are_bounded_but_the_key_losing_copy_stays(server):
+    server.backup()
+    keys = unseal_all(server.paths['keystore'])
+    make_keystore(server.paths['keystore'], 1, 5, keys=keys)
+    old_config = []
+    for n in range(4):
+        old_config.append('%s.2026010%dT000000000000Z.bak' % (server.paths['config'], n + 1))
+        with open(old_config[-1], 'wb') as f:
+            f.write(b'old %d' % n)
+    old_keystore = '%s.20260101T000000000000Z.bak' % server.paths['keystore']
+    with open(old_keystore, 'wb') as f, open(server.paths['keystore'], 'rb') as current:
+        f.write(current.read())
+    server.write('config', b'changed')
+    res = restore(server, allow_key_loss=True, keep_copies=2)
+    # The config copy this restore made, and the newest old one, stay; the keystore copies all stay.
+    assert sorted(res['removed_copies']) == sorted(old_config[:3])
+    assert os.path.exists(res['backup_files']['KeyManagerConfig.properties']) and os.path.exists(old_config[3])
+    assert os.path.exists(old_keystore) and os.path.exists(res['backup_files']['EKMKeys.jck'])
+    assert sorted(unseal_all(res['backup_files']['EKMKeys.jck'])) == ['dca%018x' % n for n in range(1, 6)]
