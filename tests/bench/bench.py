@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -94,20 +95,31 @@ def bench_keytool_backend(workdir, n, per_key_n):
     """The keytool backend: batched through Ansible on n keys, one JVM per key (its fallback) on per_key_n keys."""
     from ansible_collections.tapecrypt.ekm.plugins.module_utils import _keystore  # pylint: disable=import-outside-toplevel
     path = os.path.join(workdir, 'keytool-backend.jck')
+    cpu = children_cpu()
     secs, res = ansible_module('tapecrypt.ekm.keystore', {'path': path, 'password': PW, 'backend': 'keytool',
                                                           'ranges': [{'prefix': 'BKB', 'first': 1, 'count': n}]})
+    batch_cpu = children_cpu() - cpu
     assert res['created_count'] == n and res['keytool']['method'] == 'importkeystore', res
     keytool = _keystore.Keytool(run=run_keytool)
     aliases = ['bkc%018x' % i for i in range(1, per_key_n + 1)]
-    start = time.monotonic()
+    start, cpu = time.monotonic(), children_cpu()
     # The fallback's own code: one keytool -genseckey JVM per key on a private copy of the keystore.
     _keystore.add_keytool(keytool, os.path.join(workdir, 'per-key.jck'), None, aliases, PW, PW)
     per_key = (time.monotonic() - start) / per_key_n
-    print('keytool backend, batched, %d keys through Ansible: %.1f s total, %.4f s/key (%d keytool JVMs at once)'
-          % (n, secs, secs / n, res['keytool']['runs']))
-    print('keytool backend, one JVM per key (the fallback), measured on %d keys: %.4f s/key; extrapolated to %d keys: '
-          '%.0f s' % (per_key_n, per_key, n, per_key * n))
-    print('ratio one-JVM-per-key/batched for %d keys: %.1fx (goal: at least 10x)' % (n, per_key * n / secs))
+    per_key_cpu = (children_cpu() - cpu) / per_key_n
+    print('keytool backend, batched, %d keys through Ansible: %.1f s total, %.4f s/key (%d keytool JVMs at once); '
+          'CPU of all processes %.1f s' % (n, secs, secs / n, res['keytool']['runs'], batch_cpu))
+    print('keytool backend, one JVM per key (the fallback), measured on %d keys: %.4f s/key (CPU %.4f s/key); '
+          'extrapolated to %d keys: %.0f s' % (per_key_n, per_key, per_key_cpu, n, per_key * n))
+    print('ratio one-JVM-per-key/batched for %d keys: %.1fx wall clock (goal: at least 10x), %.1fx CPU time; load '
+          'average now %.1f on %d CPU(s) (other users slow the two-core batch more than one JVM at a time)'
+          % (n, per_key * n / secs, per_key_cpu * n / batch_cpu, os.getloadavg()[0], os.cpu_count()))
+
+
+def children_cpu():
+    """User and system CPU seconds of every finished child process (and theirs) so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def make_big_keystore(path, n):
