@@ -13,6 +13,7 @@ import grp
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -148,6 +149,9 @@ def test_many_keys_are_added_in_parts_with_progress_and_a_summary(tmp_path, arch
         assert label in out, out[-3000:]
     assert 'ekm1: added 1100 keys BAD001-44C to %s in 3 part(s), 1100 entries in all' % (
         tmp_path / 'ekm' / 'keystore' / 'EKMKeys.jck') in out
+    # ... and the backup role names the verified set that holds them.
+    assert re.search(r'ekm1: backup set %s/\S+ \(new\) holds 1100 keys BAD001-44C\.' % re.escape(str(tmp_path / 'backup')),
+                     out), out[-3000:]
     rc, out = run_site(tmp_path, host_vars(tmp_path, archive, ekm_seed=many))
     assert rc == 0 and 'changed=0' in out and 'every key of the seed is in' in out and 'nothing added' in out, out[-3000:]
     more = dict(many, key_ranges=many['key_ranges'] + ['BAE001-004'])  # EKM's range syntax works in the seed too
