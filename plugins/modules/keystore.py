@@ -124,6 +124,8 @@ options:
     description:
       - Keep a copy of the previous keystore before replacing it, C(<file>.<UTC time>.bak) beside it, mode V('0600'),
         written atomically.
+      - This module never removes such copies; only M(tapecrypt.ekm.backup) does (its O(tapecrypt.ekm.backup#module:keep_copies)),
+        once the keystore and a verified backup set both hold every entry of a copy.
     type: bool
     default: false
 seealso:
