@@ -603,20 +603,22 @@ def _stream_end(data, pos, limit):
 # ---------------------------------------------------------------------------------------------
 # DER PBEParameter ::= SEQUENCE { salt OCTET STRING, iterationCount INTEGER }
 
-def _der_length(n):
+def der_length(n):
+    """The DER length octets for a value of ``n`` bytes."""
     if n < 0x80:
         return bytes((n,))
     raw = n.to_bytes((n.bit_length() + 7) // 8, 'big')
     return bytes((0x80 | len(raw),)) + raw
 
 
-def _der_tlv(tag, value):
-    return bytes((tag,)) + _der_length(len(value)) + value
+def der_tlv(tag, value):
+    """One DER tag-length-value."""
+    return bytes((tag,)) + der_length(len(value)) + value
 
 
 def _pbe_params(salt, iteration_count):
     integer = iteration_count.to_bytes(iteration_count.bit_length() // 8 + 1, 'big')
-    return _der_tlv(0x30, _der_tlv(0x04, salt) + _der_tlv(0x02, integer))
+    return der_tlv(0x30, der_tlv(0x04, salt) + der_tlv(0x02, integer))
 
 
 def _der_read(data, pos, tag):
@@ -1335,13 +1337,16 @@ def seal_secret_key(alias, key, key_password, iteration_count=None, algorithm='A
     return _secret_entry(dialect, alias, created, salt, iteration_count, ciphertext)
 
 
+def usable_cpus():
+    """How many CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def _worker_count(processes, items):
-    if processes is None:
-        try:
-            processes = len(os.sched_getaffinity(0))
-        except (AttributeError, OSError):
-            processes = os.cpu_count() or 1
-    return max(1, min(processes, items))
+    return max(1, min(usable_cpus() if processes is None else processes, items))
 
 
 def _derive_in_processes(password, salts, iteration_count, workers):

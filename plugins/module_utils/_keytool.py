@@ -47,10 +47,7 @@ class BatchError(_keystore.KeystoreError):
 def jvm_count(processes, keys):
     """How many keytool JVMs to run at once for ``keys`` new keys."""
     if processes is None:
-        try:
-            processes = len(os.sched_getaffinity(0))
-        except (AttributeError, OSError):
-            processes = os.cpu_count() or 1
+        processes = _jceks.usable_cpus()
     return max(1, min(processes, MAX_JVMS, keys // MIN_KEYS_PER_JVM or 1))
 
 
@@ -100,11 +97,7 @@ def seal_part(keytool, workdir, name, aliases, password, key_password):
     transfer = secrets.token_urlsafe(32)
     source = os.path.join(workdir, name + '.p12')
     dest = os.path.join(workdir, name + '.jck')
-    items = [(alias, _jceks.generate_aes_key()) for alias in aliases]
-    try:
-        _write_private(source, _pkcs12.secret_key_store(items, transfer))
-    finally:
-        del items
+    _write_private(source, _pkcs12.secret_key_store([(alias, _jceks.generate_aes_key()) for alias in aliases], transfer))
     try:
         keytool.call(_import_args(source, dest), {'TAPECRYPT_TP': transfer, 'TAPECRYPT_SP': password, 'TAPECRYPT_KP': key_password})
     except _keystore.KeystoreError as exc:

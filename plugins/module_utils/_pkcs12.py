@@ -29,6 +29,8 @@ import hmac
 import os
 import time
 
+from ansible_collections.tapecrypt.ekm.plugins.module_utils import _jceks
+
 OID_DATA = '1.2.840.113549.1.7.1'
 OID_SECRET_BAG = '1.2.840.113549.1.12.10.1.5'
 OID_SHROUDED_KEY_BAG = '1.2.840.113549.1.12.10.1.2'
@@ -54,15 +56,7 @@ class Pkcs12Error(Exception):
 # ---------------------------------------------------------------------------------------------
 # DER, as much as this file needs
 
-def _length(n):
-    if n < 0x80:
-        return bytes((n,))
-    raw = n.to_bytes((n.bit_length() + 7) // 8, 'big')
-    return bytes((0x80 | len(raw),)) + raw
-
-
-def _tlv(tag, value):
-    return bytes((tag,)) + _length(len(value)) + value
+_tlv = _jceks.der_tlv
 
 
 def _seq(*items):

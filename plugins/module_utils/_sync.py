@@ -146,7 +146,6 @@ def fingerprints(path, password, side, expected_sha, aliases):
             raise SyncError('Alias %s has different bytes on the two servers, so its key must be compared, but it cannot '
                             'be decrypted on %s: %s Nothing was changed.' % (alias, _server(side), exc))
         result[alias] = _keystore.fingerprint(key)
-        del key
     return result
 
 
