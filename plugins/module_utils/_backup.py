@@ -23,6 +23,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import time
 
 from ansible_collections.tapecrypt.ekm.plugins.module_utils import _files, _jceks, _keystore
@@ -75,8 +76,11 @@ def _drop_cache(fd):
 
 
 def _read_back(path):
-    fd = os.open(path, os.O_RDONLY | getattr(os, 'O_NOFOLLOW', 0))
+    # O_NONBLOCK: a FIFO in a set opens without waiting, and is refused below like any file that is not regular.
+    fd = os.open(path, os.O_RDONLY | getattr(os, 'O_NOFOLLOW', 0) | getattr(os, 'O_NONBLOCK', 0))
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise BackupError('%s is not a regular file' % os.path.basename(path))
         _drop_cache(fd)
         chunks = []
         while True:

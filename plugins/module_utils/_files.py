@@ -31,6 +31,7 @@ import hashlib
 import json
 import os
 import pwd
+import signal
 import stat
 import time
 import uuid
@@ -53,8 +54,33 @@ _NO_LINK_ERRNOS = frozenset(
 )
 
 
+# The fault suite (tests/fault) kills a run at a named point: the environment variable names the point and,
+# after a colon, which of its occurrences (``rename:2``). Read once at import; unset (always, outside that
+# suite) every fault_point() call is one comparison with None. Not a module option, nothing a task can set.
+_FAULT_ENV = 'TAPECRYPT_FAULT_POINT'
+_FAULT = os.environ.get(_FAULT_ENV) or None
+_FAULT_SEEN = {}
+
+
+def fault_point(name):
+    """Kill this process with SIGKILL here when the fault suite asks for it (see ``_FAULT_ENV``)."""
+    if _FAULT is None:
+        return
+    wanted, _sep, nth = _FAULT.partition(':')
+    if wanted != name:
+        return
+    _FAULT_SEEN[name] = _FAULT_SEEN.get(name, 0) + 1
+    if _FAULT_SEEN[name] == int(nth or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 class FileError(Exception):
-    """A file operation failed; the message names the path and the reason."""
+    """A file operation failed; the message names the path and the reason.
+
+    ``replaced`` is True when the file had already been replaced when a later step failed.
+    """
+
+    replaced = False
 
 
 class InstallError(FileError):
@@ -128,6 +154,7 @@ def create_file(path, data, mode=DEFAULT_MODE, after_write=None):
         os.fsync(fd)
     finally:
         os.close(fd)
+    fault_point('temporary-written')
 
 
 # ---------------------------------------------------------------------------------------------
@@ -176,6 +203,12 @@ class FileAttributes:
     def from_params(cls, params):
         """From an Ansible module's file options (``owner``, ``group``, ``mode``)."""
         return cls(params.get('owner'), params.get('group'), params.get('mode'))
+
+    def check(self):
+        """Refuse an owner or group that does not exist on this host (FileError), before anything is written."""
+        for kind, value in (('user', self.owner), ('group', self.group)):
+            if value is not None:
+                _account_id(kind, value)
 
     def apply(self, fd, path, replaced):
         """Give the open file ``fd`` (about to become ``path``) its owner, group and mode.
@@ -254,6 +287,7 @@ def atomic_write(path, data, owner=None, group=None, mode=None, attributes=None,
         _remove_quietly(temp)
         raise
     try:
+        fault_point('rename')
         os.replace(temp, target)
     except OSError as exc:
         _remove_quietly(temp)
@@ -261,8 +295,10 @@ def atomic_write(path, data, owner=None, group=None, mode=None, attributes=None,
     try:
         fsync_dir(directory)
     except OSError as exc:
-        raise FileError('%s was written, but flushing its directory %s to disk failed: %s.'
-                        % (path, directory, _reason(exc))) from exc
+        error = FileError('%s was written, but flushing its directory %s to disk failed: %s.'
+                          % (path, directory, _reason(exc)))
+        error.replaced = True
+        raise error from exc
 
 
 def _backup_name(path):
@@ -347,10 +383,38 @@ def remove_temporaries(directory):
     return removed
 
 
-def read_bytes(path: str) -> bytes | None:
-    """The content of ``path``; None when it does not exist."""
+_FILE_TYPES = ((stat.S_ISFIFO, 'a FIFO'), (stat.S_ISCHR, 'a character device'), (stat.S_ISBLK, 'a block device'),
+               (stat.S_ISSOCK, 'a socket'), (stat.S_ISDIR, 'a directory'))
+
+
+def _file_type(mode):
+    return next((name for test, name in _FILE_TYPES if test(mode)), 'not a regular file')
+
+
+def open_regular(path: str):
+    """Open ``path`` for reading (a symlink followed), refusing anything that is not a regular file.
+
+    EKM's files are regular files; a FIFO would block a reader forever and a device such as
+    ``/dev/zero`` never ends. The file is opened without waiting (``O_NONBLOCK``, so a FIFO does not
+    block the open) and checked on the open descriptor, so nothing is read from anything else.
+    Returns a binary file object; FileNotFoundError when it does not exist.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, 'O_NONBLOCK', 0))
     try:
-        with open(path, 'rb') as handle:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise FileError('%s is %s, not a regular file; an EKM file must be a regular file (or a symlink to '
+                            'one). Nothing was read or changed.' % (path, _file_type(mode)))
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, 'rb')
+
+
+def read_bytes(path: str) -> bytes | None:
+    """The content of ``path``; None when it does not exist. Anything but a regular file is refused (FileError)."""
+    try:
+        with open_regular(path) as handle:
             return handle.read()
     except FileNotFoundError:
         return None
@@ -366,7 +430,7 @@ def sha256_file(path: str) -> str | None:
     """Hex SHA-256 of the file at ``path``, read in chunks; None when it does not exist."""
     digest = hashlib.sha256()
     try:
-        with open(path, 'rb') as handle:
+        with open_regular(path) as handle:
             for chunk in iter(lambda: handle.read(_CHUNK), b''):
                 digest.update(chunk)
     except FileNotFoundError:
@@ -382,6 +446,7 @@ def sha256_file(path: str) -> str | None:
 
 def _put_in_place(source, target):
     """The one rename that installs a staged file; tests break it to simulate a kill."""
+    fault_point('rename')
     os.replace(source, target)
     fsync_dir(os.path.dirname(target))
 
@@ -481,6 +546,7 @@ class FileSet:
             self.discard()
             raise
         self._journal_written = True
+        fault_point('journal-written')
         renamed = 0
         try:
             for item in self.items:

@@ -17,13 +17,16 @@ import os
 import shutil
 import tempfile
 
-from ansible_collections.tapecrypt.ekm.plugins.module_utils import _jceks
+from ansible_collections.tapecrypt.ekm.plugins.module_utils import _files, _jceks
 from ansible_collections.tapecrypt.ekm.plugins.module_utils._aliases import compress
 
 FINGERPRINT_LABEL = b'tapecrypt.ekm key fingerprint v1'
 KIND_NAMES = {'secret': 'SecretKeyEntry', 'private': 'PrivateKeyEntry', 'trusted': 'trustedCertEntry'}
 # How many aliases an error message names before it says "and N more".
 NAMED_IN_ERRORS = 20
+# At most this many new keys per run: sealing them holds the keystore's lock, and a typo in a range
+# (count: 1000000) must not seal a million keys. Larger additions are several runs, in chunks.
+MAX_NEW_KEYS = 100000
 
 
 class KeystoreError(Exception):
@@ -58,15 +61,15 @@ def digest(keystore):
 def read(path, password=None):
     """Load a keystore file; ``(None, None)`` when it does not exist.
 
-    A wrong password, a truncated or altered file all raise ``KeystoreError`` naming the path.
+    A wrong password, a truncated or altered file, anything but a regular file (a FIFO, a device)
+    all raise ``KeystoreError`` naming the path.
     """
     try:
-        with open(path, 'rb') as f:
-            data = f.read()
-    except FileNotFoundError:
+        data = _files.read_bytes(path)
+    except _files.FileError as exc:
+        raise KeystoreError(str(exc)) from exc
+    if data is None:
         return None, None
-    except OSError as exc:
-        raise KeystoreError('Cannot read keystore %s: %s.' % (path, exc.strerror or exc))
     try:
         return _jceks.load(data, password), data
     except _jceks.JceksError as exc:

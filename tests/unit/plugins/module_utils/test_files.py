@@ -275,7 +275,7 @@ def test_sha256_file_reads_in_chunks(tmp_path, monkeypatch):
     path = tmp_path / 'big'
     path.write_bytes(b'a' * (3 * 1024 * 1024))
     sizes = []
-    real_open = open
+    real_open = _files.open_regular
 
     class Recorder:
         def __init__(self, handle):
@@ -291,7 +291,7 @@ def test_sha256_file_reads_in_chunks(tmp_path, monkeypatch):
         def __exit__(self, *exc):
             self._handle.close()
 
-    monkeypatch.setattr(_files, 'open', lambda *args, **kwargs: Recorder(real_open(*args, **kwargs)), raising=False)
+    monkeypatch.setattr(_files, 'open_regular', lambda *args, **kwargs: Recorder(real_open(*args, **kwargs)))
     sha256_file(str(path))
     assert sizes and set(sizes) == {1024 * 1024}
 
