@@ -39,6 +39,8 @@ options:
       - Each item is either a dictionary with C(prefix), C(first) and one of C(last) or C(count), or a string in
         EKM's C(symmetricKeySet) range syntax such as V(DCA001-1FF).
       - Ranges must not overlap each other.
+      - One run creates at most 100000 new keys (sealing them holds the keystore's lock), and O(ranges) and
+        O(aliases) together name at most 1000000 aliases; add more keys in chunks, one run per chunk.
     type: list
     elements: raw
     default: []
@@ -238,6 +240,7 @@ verified_with_keytool:
   sample: false
 '''
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -253,9 +256,9 @@ def requested_aliases(module):
     try:
         ranges = _aliases.parse_ranges(module.params['ranges'])
         explicit = [_aliases.normalize_alias(a) for a in module.params['aliases']]
+        wanted = _aliases.expand(ranges)
     except _aliases.AliasError as exc:
         module.fail_json(msg=str(exc))
-    wanted = _aliases.expand(ranges)
     seen = set(wanted)
     dup = [a for a in explicit if a in seen]
     if dup:
@@ -319,18 +322,50 @@ def main():
     result = dict(changed=False, created=[], created_count=0, total=0, digest=None, dialect=None, iteration_count=None,
                   verified_with_keytool=False)
     try:
+        # An owner or group that does not exist is refused before any key is made.
+        _files.FileAttributes.from_params(p).check()
         with _files.DirLock(path):
+            if not module.check_mode:
+                # Under the lock, every marked temporary file in the directory is a leftover of a killed run.
+                _files.remove_temporaries(os.path.dirname(os.path.realpath(path)))
             existed, before_text, after_text = ensure_keys(module, result, wanted, key_password)
     except (_keystore.KeystoreError, _jceks.JceksError, _files.FileError) as exc:
-        # Nothing was written: every write in ensure_keys() is the last step and atomic.
-        module.fail_json(msg=str(exc))
+        fail_after_write(module, result, exc)
     if module._diff and result['changed']:
         result['diff'] = dict(before_header=path if existed else '/dev/null', after_header=path,
                               before=before_text, after=after_text)
     if os.path.exists(path):
         file_args = module.load_file_common_arguments(p)
-        result['changed'] = module.set_fs_attributes_if_different(file_args, result['changed'])
+        with reporting_changes(module, result):
+            result['changed'] = module.set_fs_attributes_if_different(file_args, result['changed'])
     module.exit_json(**result)
+
+
+def fail_after_write(module, result, exc):
+    """Fail with ``exc``; once the keystore was replaced, the result still says changed and what was created."""
+    if not getattr(exc, 'replaced', False):
+        # Nothing was written: every write in ensure_keys() is the last step and atomic.
+        module.fail_json(msg=str(exc))
+    result['changed'] = True
+    module.fail_json(msg='%s The keystore was replaced and holds the %d new key(s) listed in created.'
+                     % (exc, result['created_count']), **result)
+
+
+@contextlib.contextmanager
+def reporting_changes(module, result):
+    """A fail_json inside (Ansible's own, after the keystore was replaced) still reports changed and created."""
+    original = module.fail_json
+
+    def fail_json(msg, **kwargs):
+        merged = dict(result)
+        merged.update(kwargs)
+        original(msg=msg, **merged)
+
+    module.fail_json = fail_json
+    try:
+        yield
+    finally:
+        module.fail_json = original
 
 
 def ensure_keys(module, result, wanted, key_password):
@@ -345,6 +380,10 @@ def ensure_keys(module, result, wanted, key_password):
     dialect = _keystore.resolve_dialect(keystore, p['dialect'])
     missing = [a for a in wanted if keystore.get(a) is None]
     secret = [e.alias for e in keystore.entries if e.kind == 'secret']
+    if len(missing) > _keystore.MAX_NEW_KEYS:
+        module.fail_json(msg='This run would create %d keys in %s, more than the %d one run may create; add them in '
+                         'chunks of at most %d (one run per chunk), or check the ranges for a typo. Nothing was changed.'
+                         % (len(missing), path, _keystore.MAX_NEW_KEYS, _keystore.MAX_NEW_KEYS))
     if missing and not p['generate']:
         module.fail_json(msg='%s lacks %d requested key(s) and generate is false, so none were created: %s. '
                          'On a redundant server, copy the keystore from the primary (tapecrypt.ekm.sync).'
@@ -394,9 +433,11 @@ def write_keys(module, result, keystore, data, missing, key_password, dialect):
         result['verified_with_keytool'] = True
     if existed and p['backup']:
         result['backup_file'] = _files.backup_copy(path)
-    # A replaced keystore keeps its mode (and, through atomic_write, its owner); a new one starts 0600.
-    mode = (os.stat(path).st_mode & 0o7777) if existed else 0o600
-    _files.atomic_write(path, new_data, mode=mode)
+    # Owner, group and mode (FileAttributes: a replaced keystore keeps its own, a new one starts 0600) and the
+    # other file options go on the temporary file before the rename.
+    _files.atomic_write(path, new_data, attributes=_files.FileAttributes.from_params(p),
+                        prepare=lambda temp: module.set_fs_attributes_if_different(
+                            module.load_file_common_arguments(p, path=temp), False))
     return keystore
 
 
