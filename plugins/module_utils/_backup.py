@@ -670,15 +670,34 @@ class RestorePlan:
         return {f['name']: f['change'] for f in self.files}
 
 
-def plan_restore(set_path, targets, password, allow_key_loss=False):
+def check_set_owner(set_path, manifest, site, host, from_host=None):
+    """Refuse a set whose manifest names another site or server than the restore names (BackupError).
+
+    ``host`` is the server being restored; ``from_host`` a partner whose set is restored on purpose.
+    """
+    owner = from_host or host
+    if manifest.get('site') != site or manifest.get('host') != owner:
+        partner = '' if from_host else (' To rebuild %s from the set of another server of the same site, name that '
+                                         'server in from_host.' % host)
+        raise BackupError('The backup set %s is the set of %s/%s (its manifest says so), not of %s/%s; restoring it would '
+                          'install that server\'s files and keys here. Nothing was changed.%s'
+                          % (set_path, manifest.get('site'), manifest.get('host'), site, owner, partner))
+
+
+def plan_restore(set_path, targets, password, allow_key_loss=False, owner=None):
     """Verify the set completely and compare it with the current files; touches nothing.
 
-    A set that cannot be used raises BackupError. A restore that would lose keys (without
-    ``allow_key_loss``) still returns the plan, so check mode can show it, with ``refusal`` set.
+    ``owner``: ``(site, host, from_host)`` the set's manifest must name (``check_set_owner``); with
+    a ``from_host`` (a partner's set) keys are never allowed to be lost. A set that cannot be used
+    raises BackupError. A restore that would lose keys (without ``allow_key_loss``) still returns
+    the plan, so check mode can show it, with ``refusal`` set.
     """
     if not targets.get('keystore'):
         raise BackupError('keystore_path is required: it is where the set\'s keystore is restored to.')
     manifest, data, set_keystore = verify_set(set_path, password)
+    if owner is not None:
+        check_set_owner(set_path, manifest, *owner)
+        allow_key_loss = allow_key_loss and not owner[2]
     plan = RestorePlan(set_path, manifest)
     by_kind = {info['role']: name for name, info in manifest['files'].items()}
     absent_kinds = {info['role']: name for name, info in manifest.get('absent', {}).items()}
@@ -700,6 +719,9 @@ def plan_restore(set_path, targets, password, allow_key_loss=False):
     ks_file = [f for f in plan.files if f['kind'] == 'keystore'][0]
     if ks_file['current'] is not None:
         _compare_keystores(plan, ks_file, set_keystore, password, allow_key_loss)
+    if plan.refusal and owner is not None and owner[2]:
+        plan.refusal += (' With from_host, allow_key_loss does not apply: the set of %s must hold every key of this '
+                         'server.' % owner[2])
     return plan
 
 

@@ -51,17 +51,27 @@ options:
     type: path
   dest:
     description:
-      - The backup destination given to M(tapecrypt.ekm.backup); the set is chosen under C(<dest>/<site>/<host>/) by
-        O(set). Requires O(site) and O(host).
+      - The backup destination given to M(tapecrypt.ekm.backup); the set is chosen under C(<dest>/<site>/<host>/)
+        (C(<from_host>) with O(from_host)) by O(set).
     type: path
   site:
     description:
-      - Site label of the set, with O(dest).
+      - Site label of the server being restored. The set's manifest must name this site; with O(dest), the set is
+        chosen under C(<dest>/<site>/).
     type: str
+    required: true
   host:
     description:
-      - Server name of the set, with O(dest). It may name another server, for example to rebuild a server from the
-        backup of its partner.
+      - Name of the server being restored. The set's manifest must name this server (or O(from_host)); a set of
+        another server, given as O(source) or copied under this server's directory, is refused.
+    type: str
+    required: true
+  from_host:
+    description:
+      - Restore the set of another server of the same site on purpose, for example to rebuild a redundant server from
+        the backup of its primary. The set's manifest must name this server; with O(dest), its sets are searched.
+      - Such a restore never drops keys, whatever O(allow_key_loss) says; the set must hold every key of the current
+        keystore.
     type: str
   set:
     description:
@@ -96,7 +106,7 @@ options:
   allow_key_loss:
     description:
       - Restore even when the set lacks aliases the current keystore holds, holds different keys under some of them,
-        or the current keystore cannot be read to tell. Those keys are then gone from the server; with O(backup=true)
+        or the current keystore cannot be read to tell. Ignored with O(from_host). Those keys are then gone from the server; with O(backup=true)
         they remain in the pre-restore copy.
     type: bool
     default: false
@@ -143,6 +153,8 @@ EXAMPLES = r'''
 - name: Restore a chosen set, as the EKM user
   tapecrypt.ekm.restore:
     source: /srv/ekm-backup/dc1/ekm1/20260131T120000Z
+    site: dc1
+    host: ekm1
     keystore_path: /opt/ekm/keystore/EKMKeys.jck
     config_path: /opt/ekm/KeyManagerConfig.properties
     keygroups_path: /opt/ekm/KeyGroups.xml
@@ -253,8 +265,9 @@ ARGUMENT_SPEC = dict(
     _backup.FILE_OPTIONS,
     source=dict(type='path'),
     dest=dict(type='path'),
-    site=dict(type='str'),
-    host=dict(type='str'),
+    site=dict(type='str', required=True),
+    host=dict(type='str', required=True),
+    from_host=dict(type='str'),
     set=dict(type='str', default='latest'),
     password=dict(type='str', required=True, no_log=True),
     allow_key_loss=dict(type='bool', default=False),
@@ -268,7 +281,6 @@ def main():
         argument_spec=ARGUMENT_SPEC,
         mutually_exclusive=[('source', 'dest')],
         required_one_of=[('source', 'dest')],
-        required_by={'dest': ('site', 'host')},
         add_file_common_args=True,
         supports_check_mode=True,
     )
@@ -277,8 +289,9 @@ def main():
     earlier = {}
     try:
         earlier = _backup.finish_interrupted(targets, module.check_mode)
-        set_path = p['source'] or _backup.find_set(p['dest'], p['site'], p['host'], p['set'])
-        plan = _backup.plan_restore(set_path, targets, p['password'], p['allow_key_loss'])
+        set_path = p['source'] or _backup.find_set(p['dest'], p['site'], p['from_host'] or p['host'], p['set'])
+        plan = _backup.plan_restore(set_path, targets, p['password'], p['allow_key_loss'],
+                                    owner=(p['site'], p['host'], p['from_host']))
     except (_backup.BackupError, _files.FileError) as exc:
         module.fail_json(msg=str(exc), changed=bool(earlier.get('recovered')), **earlier)
     result = plan_result(plan)

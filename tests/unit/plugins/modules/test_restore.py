@@ -132,7 +132,7 @@ def test_disaster_recovery_into_an_empty_home(server):
     keys = unseal_all(server.paths['keystore'])
     for path in server.paths.values():
         os.unlink(path)
-    res = restore(server, source=set_path, dest=None, site=None, host=None)
+    res = restore(server, source=set_path, dest=None, site='dc1', host='ekm1')
     assert res['changed'] is True and res['backup_files'] == {} and res['aliases_gained'] == []
     for role, path in server.paths.items():
         with open(path, 'rb') as f:
@@ -243,7 +243,7 @@ def test_a_damaged_set_is_refused_and_nothing_changes(server, how, message):
     before = server.state()
     damage_set(set_path, how)
     for check_mode in (True, False):
-        res = restore(server, source=set_path, dest=None, site=None, host=None, check_mode=check_mode, expect_fail=True)
+        res = restore(server, source=set_path, dest=None, site='dc1', host='ekm1', check_mode=check_mode, expect_fail=True)
         assert res['msg'].startswith('The backup set %s cannot be used: ' % set_path)
         assert re.search(message, res['msg']), res['msg']
         assert server.state() == before
