@@ -68,8 +68,33 @@ def key_verdicts(aliases, primary_entries, redundant_entries, primary_fp, redund
     return different, not_comparable
 
 
-def keystore_conflicts(extra, different):
-    """The conflict entries (and their messages) for a redundant keystore that is not a subset of the primary's."""
+def primary_lost_keys(extra, different):
+    """The conflict entry when the redundant's keystore is the very file the last sync copied from the primary.
+
+    Then its keys came from the primary, and the primary has lost some of them (restored from an
+    older set, or replaced): moving this keystore aside would spread the loss to every server.
+    """
+    aliases = sorted(set(extra) | set(different))
+    what = []
+    if extra:
+        what.append('%d key(s) it no longer has (%s)' % (len(extra), _keystore.name_aliases(extra)))
+    if different:
+        what.append('other keys than it has now under %s' % _keystore.name_aliases(different))
+    return {'file': 'keystore', 'kind': 'primary_lost_keys', 'aliases': compress(aliases),
+            'reason': 'The primary has lost keys: this redundant server\'s keystore is the one the last sync copied from '
+                      'the primary (the sync state records it), and it holds %s. Tapes written with those keys can be read '
+                      'only with them. Restore the primary\'s keystore from a backup set that holds them (restore.yml; '
+                      'this server\'s keystore is a copy of them too), then run the sync again. Do not move this '
+                      'server\'s keystore aside: that would spread the loss. Nothing was changed.' % '; and '.join(what)}
+
+
+def keystore_conflicts(extra, different, copied_from_primary=False):
+    """The conflict entries (and their messages) for a redundant keystore that is not a subset of the primary's.
+
+    ``copied_from_primary``: the redundant's keystore is the one the last sync installed (``primary_lost_keys``).
+    """
+    if copied_from_primary:
+        return [primary_lost_keys(extra, different)]
     conflicts = []
     advice = ('An independently created keystore cannot be merged: its keys may have encrypted tapes and exist nowhere '
               'else. Keep it (back it up, and keep it where those tapes can be read), move it aside, and run the sync '
@@ -122,7 +147,8 @@ def plan(primary_inv, redundant_inv, force, keystore_cmp=None):
         elif name == 'keystore':
             if keystore_cmp['extra'] or keystore_cmp['different']:
                 item['status'] = CONFLICT
-                conflicts.extend(keystore_conflicts(keystore_cmp['extra'], keystore_cmp['different']))
+                conflicts.extend(keystore_conflicts(keystore_cmp['extra'], keystore_cmp['different'],
+                                                    copied_from_primary=recorded is not None and recorded == r['sha256']))
             else:
                 item['status'] = PRIMARY_CHANGED
         elif recorded is not None and recorded == r['sha256']:
