@@ -261,8 +261,19 @@ def validate_seed(seed, primary_hosts=None):
     return errors
 
 
+_RANGE_KEYS = frozenset(('prefix', 'first', 'last', 'count'))
+
+
 def symmetric_key_set(seed_or_ranges):
-    """The symmetricKeySet value: a seed's own, or its key ranges (or the given ranges) in EKM range syntax."""
+    """The symmetricKeySet value: a seed's own, or its key ranges (or the given ranges) in EKM range syntax.
+
+    Errors never show the value given: a seed holds the keystore password.
+    """
+    if isinstance(seed_or_ranges, Mapping) and 'key_ranges' not in seed_or_ranges \
+            and not set(map(str, seed_or_ranges)) <= _RANGE_KEYS:
+        raise AnsibleFilterError('symmetric_key_set expects ekm_seed (a dictionary with key_ranges) or a list of ranges; '
+                                 'this dictionary has no key_ranges (its keys: %s).'
+                                 % ', '.join(sorted(map(str, seed_or_ranges))))
     try:
         if isinstance(seed_or_ranges, Mapping) and 'key_ranges' in seed_or_ranges:
             explicit = seed_or_ranges.get('symmetric_key_set')
@@ -285,7 +296,7 @@ def symmetric_key_set(seed_or_ranges):
     if value is not None:
         return value
     raise AnsibleFilterError('symmetric_key_set expects ekm_seed (a dictionary with key_ranges) or a list of ranges, '
-                             'not %r.' % (seed_or_ranges,))
+                             'not a %s.' % type(seed_or_ranges).__name__)
 
 
 class FilterModule:
