@@ -468,6 +468,7 @@ def write_set(host_dir, files, keystore, password, site, host, when):
             raise BackupError('%s reads back differently from what was written' % MANIFEST_NAME)
         if os.path.lexists(final):
             raise BackupError('%s appeared while the set was being written' % final)
+        _files.fault_point('rename')
         os.rename(staging, final)
         _files.fsync_dir(host_dir)
     except (BackupError, OSError) as exc:
@@ -677,8 +678,8 @@ def check_set_owner(set_path, manifest, site, host, from_host=None):
     """
     owner = from_host or host
     if manifest.get('site') != site or manifest.get('host') != owner:
-        partner = '' if from_host else (' To rebuild %s from the set of another server of the same site, name that '
-                                         'server in from_host.' % host)
+        partner = '' if from_host else (' To rebuild %s from the set of another server of the same site, name '
+                                        'that server in from_host.' % host)
         raise BackupError('The backup set %s is the set of %s/%s (its manifest says so), not of %s/%s; restoring it would '
                           'install that server\'s files and keys here. Nothing was changed.%s'
                           % (set_path, manifest.get('site'), manifest.get('host'), site, owner, partner))

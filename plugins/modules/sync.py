@@ -204,7 +204,7 @@ conflicts:
     - What stops the sync; each item has C(file), C(kind) (V(extra_aliases), V(different_keys), V(primary_lost_keys),
       V(local_change) or V(untracked_difference)), C(reason) and, for the keystore, C(aliases) (compressed into ranges).
     - V(primary_lost_keys) replaces the first two when this server's keystore is the one the last sync copied from the
-      primary: then the primary lost those keys, and the advice is to restore the primary, not to move this keystore
+      primary. Then the primary lost those keys, and the advice is to restore the primary, not to move this keystore
       aside.
     - A conflict fails the task, in check mode too; the report is still returned.
   returned: always

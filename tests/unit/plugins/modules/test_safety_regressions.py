@@ -20,7 +20,7 @@ import traceback
 import pytest
 
 from ansible_collections.tapecrypt.ekm.plugins.filter.seed import symmetric_key_set
-from ansible_collections.tapecrypt.ekm.plugins.module_utils import _backup, _files, _jceks
+from ansible_collections.tapecrypt.ekm.plugins.module_utils import _backup, _jceks
 from ansible_collections.tapecrypt.ekm.plugins.modules import config as config_module
 from ansible_collections.tapecrypt.ekm.plugins.modules import keystore as keystore_module
 from ansible_collections.tapecrypt.ekm.plugins.modules import keystore_info as info_module
