@@ -324,6 +324,7 @@ STAGES = {
     'functional-2.20': _pytest_dir('functional-2.20', 'tests/functional', series='2.20'),
     'functional-2.21': _pytest_dir('functional-2.21', 'tests/functional', series='2.21'),
     'interop': _pytest_dir('interop', 'tests/interop'),
+    'fault': _pytest_dir('fault', 'tests/fault'),
     'standin': _pytest_dir('standin', 'tests/standin', 'tests/demo'),
     'lab': _pytest_dir('lab', 'tests/lab'),
     'playbooks': _pytest_dir('playbooks', 'tests/playbooks'),
