@@ -34,9 +34,9 @@ def pytest_terminal_summary(terminalreporter):
     width = max(len(cls) for cls in _TABLE)
     write = terminalreporter.write_line
     terminalreporter.section('fault suite: tried / survived / lost')
-    write('%-*s %6s %9s %5s' % (width, 'class', 'tried', 'survived', 'lost'))
+    write('%s %6s %9s %5s' % ('class'.ljust(width), 'tried', 'survived', 'lost'))
     totals = [0, 0, 0]
     for cls, row in _TABLE.items():
-        write('%-*s %6d %9d %5d' % (width, cls, row[0], row[1], row[2]))
+        write('%s %6d %9d %5d' % (cls.ljust(width), row[0], row[1], row[2]))
         totals = [a + b for a, b in zip(totals, row)]
-    write('%-*s %6d %9d %5d' % (width, 'total', totals[0], totals[1], totals[2]))
+    write('%s %6d %9d %5d' % ('total'.ljust(width), totals[0], totals[1], totals[2]))
