@@ -72,8 +72,8 @@ def test_byte_flips_and_truncations_of_a_keystore_are_detected(tmp_path, tally):
     path = tmp_path / 'EKMKeys.jck'
     assert faults.module(keystore_module.main, ks_args(path, 1, 20))[0] == 'ok'
     good = path.read_bytes()
-    damages = [('flip', _flip(good, RNG.randrange(len(good)), RNG.randrange(8))) for _ in range(20)]
-    damages += [('truncation', good[:RNG.randrange(len(good))]) for _ in range(10)]
+    damages = [('flip', _flip(good, RNG.randrange(len(good)), RNG.randrange(8))) for dummy in range(20)]
+    damages += [('truncation', good[:RNG.randrange(len(good))]) for dummy in range(10)]
     for kind, data in damages:
         path.write_bytes(data)
         results = [faults.module(keystore_module.main, ks_args(path, 1, 21)),

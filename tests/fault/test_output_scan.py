@@ -27,7 +27,13 @@ PLAYBOOK = '''
         path: "{{ home }}/KeyManagerConfig.properties"
         settings: {config.keystore.password: "{{ pw }}", Audit.handler.file.size: "1000"}
         backup: true
-    - tapecrypt.ekm.backup: {keystore_path: "{{ home }}/EKMKeys.jck", config_path: "{{ home }}/KeyManagerConfig.properties", password: "{{ pw }}", dest: "{{ home }}/../dest", site: dc1, host: ekm1}
+    - tapecrypt.ekm.backup:
+        keystore_path: "{{ home }}/EKMKeys.jck"
+        config_path: "{{ home }}/KeyManagerConfig.properties"
+        password: "{{ pw }}"
+        dest: "{{ home }}/../dest"
+        site: dc1
+        host: ekm1
       register: made
     - tapecrypt.ekm.restore:
         source: "{{ made.set_path }}"
