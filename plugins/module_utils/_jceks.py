@@ -1361,7 +1361,8 @@ def _derive_in_processes(password, salts, iteration_count, workers):
     try:
         # ProcessPoolExecutor rather than multiprocessing.Pool: a worker that dies (OOM killer)
         # raises BrokenProcessPool instead of leaving the batch waiting forever.
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as executor:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_die_with_parent,
+                                 initargs=(os.getpid(),)) as executor:
             return list(executor.map(_derive, [password] * len(salts), salts, [iteration_count] * len(salts)))
     except (BrokenProcessPool, OSError, EOFError, AssertionError) as exc:
         # AssertionError: multiprocessing refuses to start children from a daemonic process.
@@ -1370,6 +1371,23 @@ def _derive_in_processes(password, salts, iteration_count, workers):
 
 class _NoPool(Exception):
     pass
+
+
+def _die_with_parent(parent):
+    """Make a PBE worker end with the process that forked it, even when that one is killed (SIGKILL).
+
+    Without this a killed run's workers wait forever on their task queue (Linux: PR_SET_PDEATHSIG;
+    elsewhere the workers end when the queue breaks, as before).
+    """
+    try:
+        import ctypes
+        import signal
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    except (ImportError, OSError, AttributeError):
+        return
+    if os.getppid() != parent:
+        # The parent died before the line above took effect.
+        os._exit(1)
 
 
 def _checked_items(items):

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import datetime
 import json
+import multiprocessing
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -298,3 +301,33 @@ def test_restore_killed_at_random_moments(tmp_path, tally):
         case = tmp_path / str(n)
         case.mkdir()
         restore_case(case, tally, 'restore kill at random', kill_after=RNG.uniform(0, duration))
+
+
+def _keystore_in_own_group(path):
+    os.setpgid(0, 0)
+    return faults.call_module(keystore_module.main, dict(ks_args(path, 0x100, 600), processes=2))
+
+
+def test_a_killed_keystore_run_leaves_no_sealing_worker_behind(tmp_path, tally):
+    """The PBE workers of a run with processes > 1 end with the run (they used to wait for ever)."""
+    path = tmp_path / 'EKMKeys.jck'
+    duration = faults.timed(faults.run, _keystore_in_own_group, str(tmp_path / 'probe.jck'))
+    for n in range(3):
+        ctx = multiprocessing.get_context('fork')
+        proc = ctx.Process(target=_keystore_in_own_group, args=(str(path),))
+        proc.start()
+        time.sleep(duration * (0.3 + 0.2 * n))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.join()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            os.killpg(proc.pid, signal.SIGKILL)
+        survived = time.monotonic() < deadline
+        tally.record('keystore kill: no worker left', survived)
+        assert survived, 'sealing workers of the killed run are still running'
