@@ -9,7 +9,6 @@ hang or read without end (a FIFO, ``/dev/zero``) run in a forked child with a ti
 from __future__ import annotations
 
 import datetime
-import json
 import multiprocessing
 import os
 import pwd
@@ -19,13 +18,11 @@ import traceback
 
 import pytest
 
-from ansible_collections.tapecrypt.ekm.plugins.filter.seed import symmetric_key_set
 from ansible_collections.tapecrypt.ekm.plugins.module_utils import _backup, _jceks
 from ansible_collections.tapecrypt.ekm.plugins.modules import config as config_module
 from ansible_collections.tapecrypt.ekm.plugins.modules import keystore as keystore_module
 from ansible_collections.tapecrypt.ekm.plugins.modules import keystore_info as info_module
 from ansible_collections.tapecrypt.ekm.plugins.modules import restore as restore_module
-from ansible_collections.tapecrypt.ekm.plugins.plugin_utils import _sync_plan
 from ansible_collections.tapecrypt.ekm.tests.unit.plugins.modules.module_runner import ModuleExit, run_module
 
 PW = 'Regr3ssion-Store-PW'
@@ -247,27 +244,6 @@ def test_backup_copies_of_keystore_and_config_are_private(tmp_path):
         os.umask(old_umask)
 
 
-# --- §6: wrong advice when the primary lost keys --------------------------------------------------------------------
-
-
-def test_a_primary_that_lost_keys_is_recognised_from_the_sync_state():
-    def inv(sha):
-        return {'files': {n: {'path': '/r/' + n, 'exists': True, 'sha256': sha if n == 'keystore' else 'same',
-                              'digest': None} for n in ('keystore', 'keygroups', 'drivetable')}}
-    primary, redundant = inv('restored-old'), inv('copied-last-time')
-    redundant['state'] = {'version': 1, 'files': {'keystore': {'path': '/r/keystore', 'sha256': 'copied-last-time'}}}
-    lost = ['dca000000000000000201', 'dca000000000000000202']
-    decision = _sync_plan.plan(primary, redundant, False, {'added': [], 'extra': lost, 'different': []})
-    reasons = ' '.join(c['reason'] for c in decision['conflicts'])
-    assert 'DCA201-202' in reasons
-    assert 'primary has lost' in reasons.lower() and 'restore the primary' in reasons.lower()
-    assert 'move it aside' not in reasons
-    # Without that record the keystore may have been set up independently: the old advice stands.
-    del redundant['state']
-    decision = _sync_plan.plan(primary, redundant, False, {'added': [], 'extra': lost, 'different': []})
-    assert [c['kind'] for c in decision['conflicts']] == ['extra_aliases']
-
-
 # --- §6: huge ranges -----------------------------------------------------------------------------------------------
 
 
@@ -335,20 +311,6 @@ def test_restore_says_cannot_compare_for_a_key_it_cannot_decrypt(tmp_path):
                      check_mode=True, expect_fail=True)
     assert res['aliases_replaced'] == []
     assert 'cannot be compared' in res['msg']
-
-
-# --- §6: the symmetric_key_set filter's error -----------------------------------------------------------------------
-
-
-def test_the_symmetric_key_set_error_does_not_echo_the_seed():
-    seed = {'keystore_password': 'Very-Secret-Seed-PW', 'key_range': [{'prefix': 'DCA', 'first': 1, 'count': 2}]}
-    with pytest.raises(Exception) as info:
-        symmetric_key_set(seed)
-    assert 'Very-Secret-Seed-PW' not in str(info.value)
-    assert 'key_ranges' in str(info.value)
-    with pytest.raises(Exception) as info:
-        symmetric_key_set(json.dumps(seed).encode())
-    assert 'Very-Secret-Seed-PW' not in str(info.value)
 
 
 # --- §6: a restore killed between renames ---------------------------------------------------------------------------
