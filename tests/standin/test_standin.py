@@ -160,15 +160,16 @@ def test_round_robin_writes_read_back_and_runtime_files(site, start, tmp_path):
     table = (directory / 'filedrive.table').read_bytes()
     assert table != table_at_start and b'D1' in table
     metadata = (directory / 'metadata' / 'ekm-metadata.xml').read_text().splitlines()
-    assert [re.search(r'operation="(\w+)"', line).group(1) for line in metadata] == ['write'] * 4 + ['read'] * 4
+    assert [re.search(r'<KeyAlias1>(\w+)</KeyAlias1>', line).group(1) for line in metadata] == [A1, A2, A3, A1] * 2
     keys = served_keys_hex(server, [A1, A2, A3])
     assert server.stop() == 143, 'SIGTERM ends the JVM through its shutdown hook'
     assert 'EKM-STANDIN STOPPED' in server.stdout() and server.stderr() == ''
 
     (audit,) = (directory / 'audit').iterdir()
     assert re.fullmatch(r'ekm\.log\.\d{13}', audit.name)
-    events = [line.split(':', 1)[0] for line in audit.read_text().splitlines()]
-    assert events[0] == 'ServerStart' and events[-1] == 'ServerStop' and events.count('KeyServed') == 11
+    events = re.findall(r'^(\w+):\[timestamp=\S+ message=([^=\n]*?)(?: \w+=|\]|\n)', audit.read_text(), re.M)
+    assert events[0] == ('runtime', 'Server started') and events[-1] == ('runtime', 'Received and processed stopekm command')
+    assert events.count(('runtime', 'Message exchange processed successfully')) == 11
     for path in (audit, directory / 'metadata' / 'ekm-metadata.xml', directory / 'KeyGroups.xml', directory / 'filedrive.table'):
         content = path.read_bytes()
         assert not any(key.encode() in content or bytes.fromhex(key) in content for key in keys), f'key material in {path}'
@@ -419,3 +420,59 @@ def test_tapeclient_cli(site, start, tmp_path):
     code, out, err = _cli('ping', '--server', where)
     assert (code, out) == (1, '') and err.startswith(f'error: key server {where} cannot be reached')
     assert _cli('ping', '--server', 'no-port')[0] == 1
+
+
+# ----------------------------------------------------------------------------------------- audit and metadata formats
+
+def test_metadata_records_carry_volser_and_wwn_and_rotate_at_the_size_limit(site, start, tmp_path):
+    from ansible_collections.tapecrypt.ekm.plugins.module_utils._ekm_records import read_audit, read_metadata
+    config = site(overrides={'Audit.metadata.file.size': 1, 'Audit.handler.file.size': 1})
+    server = start(config)
+    wwn = '57574E414D453030'
+    written = [tapeclient.write_cartridge(server.address, 'D1', str(tmp_path / f'v{i}.tape'), b'x', volser=f'VOL{i:03}', wwn=wwn)
+               for i in range(10)]
+    assert tapeclient.read_cartridge(server.address, 'D1', written[9]['path'], wwn=wwn)['ok']
+    assert server.request('GETKEY D1 bad-volser') == 'ERR bad volser'
+    assert server.request(f'KEY D1 {A1} VOL1 nothex') == 'ERR bad wwn'
+    assert server.request('GETKEY D1 V1 W1 extra') == 'ERR usage: GETKEY <drive-serial> [<volser> [<wwn>]]'
+
+    current = config.parent / 'metadata' / 'ekm-metadata.xml'
+    previous = config.parent / 'metadata' / 'ekm-metadata.xml.1'
+    assert current.stat().st_size <= 1024 and previous.stat().st_size <= 1024
+    assert sorted(os.listdir(current.parent)) == ['ekm-metadata.xml', 'ekm-metadata.xml.1'], 'only current and previous'
+    kept = read_metadata(str(current))['records']
+    assert 0 < len(kept) < 11, 'eleven records do not fit in two 1 KB files: the oldest are gone, as with EKM'
+    expected = [(f'VOL{i:03}', w['alias']) for i, w in enumerate(written)] + [('VOL009', written[9]['alias'])]
+    assert [(r['volser'], r['key_alias_1']) for r in kept] == expected[-len(kept):]
+    assert {r['wwn'] for r in kept} == {wwn} and {r['drive_serial'] for r in kept} == {'D1'}
+    assert all(re.fullmatch(r'[0-9a-f]{16}', r['dki']) and r['key_alias_2'] == '' for r in kept)
+    assert kept[-1]['dki'] == kept[-2]['dki'], 'the same alias has the same DKi'
+
+    server.stop()
+    audit_dir = config.parent / 'audit'
+    assert len(os.listdir(audit_dir)) > 1, 'the audit log moved on to a new numbered file at its size limit'
+    result = read_audit(str(audit_dir), 'ekm.log')
+    assert result['unparsed_lines'] == 0
+    kinds = [r['kind'] for r in result['records']]
+    assert kinds.count('served') == 11 and kinds[-1] == 'stop'
+    wrapped = [line for path in audit_dir.iterdir() for line in path.read_text().splitlines() if line.startswith('  ')]
+    assert wrapped, 'long records go on over continuation lines indented two spaces'
+    long_lines = [line for path in audit_dir.iterdir() for line in path.read_text().splitlines() if len(line) > 100]
+    assert all(line.startswith('  ') and line.count('=') == 1 for line in long_lines), 'only a single long pair passes 100'
+    served = [r for r in result['records'] if r['kind'] == 'served']
+    assert [r['fields']['volser'] for r in served] == [f'VOL{i:03}' for i in range(10)] + ['VOL009']
+    assert all(r['type'] == 'runtime' and r['fields']['action'] in ('write', 'read') for r in served)
+
+
+def test_tapeclient_cli_sends_volser_and_wwn(site, start, tmp_path):
+    config = site()
+    server = start(config)
+    where = f'127.0.0.1:{server.port}'
+    tape = str(tmp_path / 'v.tape')
+    code, out, err = _cli('write', '--server', where, '--drive', 'D1', '--volser', 'ABC123L6', '--wwn', '0123456789abcdef', tape)
+    assert (code, err) == (0, ''), err
+    assert _cli('read', '--server', where, '--drive', 'D1', '--wwn', '0123456789ABCDEF', tape)[0] == 0
+    assert _cli('write', '--server', where, '--drive', 'D1', '--wwn', '0123456789abcdef', tape)[2] == \
+        'error: a WWN is sent after a VolSer: give both\n'
+    text = (config.parent / 'metadata' / 'ekm-metadata.xml').read_text()
+    assert text.count('<VolSer>ABC123L6</VolSer>') == 2 and '<DriveWWN>0123456789ABCDEF</DriveWWN>' in text

@@ -15,12 +15,16 @@ tag cannot verify with any other key.
 
 Usable as a module (write_cartridge, read_cartridge, ping, add_drive) and as a command:
 
-    python3 tapeclient.py write --server HOST:PORT --drive SERIAL FILE [--size N]
-    python3 tapeclient.py read  --server HOST:PORT --drive SERIAL FILE
+    python3 tapeclient.py write --server HOST:PORT --drive SERIAL [--volser V] [--wwn HEX16] FILE [--size N]
+    python3 tapeclient.py read  --server HOST:PORT --drive SERIAL [--wwn HEX16] FILE
     python3 tapeclient.py ping  --server HOST:PORT
     python3 tapeclient.py adddrive --server HOST:PORT --drive SERIAL
 
 Each prints one line, on stdout when it succeeds (exit 0), on stderr when not (exit 1).
+
+Like a real drive, a request may name the cartridge (its VolSer, up to 16 letters and digits) and
+the drive's WWN (16 hex digits); the server records both in its metadata (key usage) file. A
+cartridge written with a VolSer keeps it in its header, and a read sends it again.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ DEFAULT_SIZE = 64 * 1024
 TIMEOUT = 15.0
 _MAX_HEADER = 4096
 _KEY_REPLY = re.compile(r'OK (\S+) ([0-9a-f]{64})')
+_VOLSER = re.compile(r'[A-Za-z0-9]{1,16}')
+_WWN = re.compile(r'[0-9A-Fa-f]{16}')
 
 
 class TapeError(Exception):
@@ -118,18 +124,32 @@ def _write_atomically(path: str, data: bytes) -> None:
         raise
 
 
-def write_cartridge(server: tuple[str, int], drive: str, path: str, payload: bytes | None = None) -> dict:
+def _tape_words(volser: str | None, wwn: str | None) -> str:
+    """The optional VolSer and WWN words of a key request (a WWN needs a VolSer before it)."""
+    if volser is not None and not _VOLSER.fullmatch(volser):
+        raise TapeError(f'a VolSer is 1 to 16 letters and digits, not {volser!r}')
+    if wwn is not None and not _WWN.fullmatch(wwn):
+        raise TapeError(f'a WWN is 16 hex digits, not {wwn!r}')
+    if wwn is not None and volser is None:
+        raise TapeError('a WWN is sent after a VolSer: give both')
+    return ''.join(f' {word}' for word in (volser, wwn) if word is not None)
+
+
+def write_cartridge(server: tuple[str, int], drive: str, path: str, payload: bytes | None = None,
+                    volser: str | None = None, wwn: str | None = None) -> dict:
     """Asks the server for a write key (GETKEY) and writes an encrypted cartridge file.
 
     Returns ``{'alias', 'path', 'sha256'}``; ``sha256`` is the plaintext's digest.
     """
     if payload is None:
         payload = os.urandom(DEFAULT_SIZE)
-    alias, key = _key(server, f'GETKEY {drive}', f'a write key for drive {drive}')
+    alias, key = _key(server, f'GETKEY {drive}{_tape_words(volser, wwn)}', f'a write key for drive {drive}')
     digest = hashlib.sha256(payload).hexdigest()
     nonce = os.urandom(12)
-    header = json.dumps({'format': FORMAT, 'version': VERSION, 'alias': alias, 'drive': drive,
-                         'nonce': nonce.hex(), 'sha256': digest}, sort_keys=True, separators=(',', ':')).encode('utf-8')
+    fields = {'format': FORMAT, 'version': VERSION, 'alias': alias, 'drive': drive, 'nonce': nonce.hex(), 'sha256': digest}
+    if volser is not None:
+        fields['volser'] = volser
+    header = json.dumps(fields, sort_keys=True, separators=(',', ':')).encode('utf-8')
     ciphertext = AESGCM(key).encrypt(nonce, payload, header)
     _write_atomically(path, header + b'\n' + ciphertext)
     return {'alias': alias, 'path': path, 'sha256': digest}
@@ -157,7 +177,7 @@ def read_header(path: str) -> tuple[dict, bytes, bytes]:
     return meta, header, ciphertext
 
 
-def read_cartridge(server: tuple[str, int], drive: str, path: str) -> dict:
+def read_cartridge(server: tuple[str, int], drive: str, path: str, wwn: str | None = None) -> dict:
     """Reads a cartridge back with the key the server returns for its alias (KEY).
 
     Returns ``{'alias', 'ok': True, 'size'}``; raises TapeError naming the alias and the
@@ -165,7 +185,11 @@ def read_cartridge(server: tuple[str, int], drive: str, path: str) -> dict:
     """
     meta, header, ciphertext = read_header(path)
     alias = meta['alias']
-    got_alias, key = _key(server, f'KEY {drive} {alias}', f'the key {alias} for cartridge {path}')
+    volser = meta.get('volser') if isinstance(meta.get('volser'), str) else None
+    if wwn is not None and volser is None:
+        volser = 'UNKNOWN'
+    words = _tape_words(volser, wwn)
+    got_alias, key = _key(server, f'KEY {drive} {alias}{words}', f'the key {alias} for cartridge {path}')
     if got_alias != alias.lower():
         raise TapeError(f'key server {_name(server)} returned alias {got_alias} when asked for {alias}')
     try:
@@ -198,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
             sub.add_argument('--drive', required=True, help='drive serial number')
         if name in ('write', 'read'):
             sub.add_argument('file', help='cartridge file')
+            sub.add_argument('--wwn', help="the drive's WWN, 16 hex digits (needs a VolSer)")
+        if name == 'write':
+            sub.add_argument('--volser', help="the cartridge's volume serial, recorded in its header")
         if name == 'write':
             sub.add_argument('--size', type=int, default=DEFAULT_SIZE, help='random payload size in bytes')
     args = parser.parse_args(argv)
@@ -210,10 +237,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == 'write':
             if args.size < 0:
                 raise TapeError('--size must not be negative')
-            result = write_cartridge(server, args.drive, args.file, os.urandom(args.size))
+            result = write_cartridge(server, args.drive, args.file, os.urandom(args.size), args.volser, args.wwn)
             line = f"written {result['path']} alias={result['alias']} sha256={result['sha256']}"
         else:
-            result = read_cartridge(server, args.drive, args.file)
+            result = read_cartridge(server, args.drive, args.file, args.wwn)
             line = f"read {args.file} alias={result['alias']} size={result['size']} ok"
     except TapeError as exc:
         sys.stderr.write(f'error: {exc}\n')

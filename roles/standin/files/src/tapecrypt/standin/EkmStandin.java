@@ -88,13 +88,13 @@ public final class EkmStandin {
             ServerSocket listener = listen(config);
             EkmStandin server = new EkmStandin(service, audit, listener);
             Runtime.getRuntime().addShutdownHook(new Thread(server::stop, "standin-shutdown"));
-            audit.event("ServerStart", "config", config.configFile.toString(), "port", Integer.toString(listener.getLocalPort()),
+            audit.event("runtime", "Server started", "config", config.configFile.toString(), "port", Integer.toString(listener.getLocalPort()),
                     "keys", Integer.toString(service.keyCount()));
             System.out.println("EKM-STANDIN READY port=" + listener.getLocalPort() + " keys=" + service.keyCount());
             System.out.flush();
             return server;
         } catch (FatalException e) {
-            audit.event("ServerStart", "outcome", "failure", "reason", e.oneLine());
+            audit.event("runtime", "Server failed to start", "reason", e.oneLine());
             audit.close();
             throw e;
         }
@@ -208,7 +208,7 @@ public final class EkmStandin {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
-        audit.event("ServerStop");
+        audit.event("runtime", "Received and processed stopekm command", "command type", "SIGTERM");
         audit.close();
         System.out.println("EKM-STANDIN STOPPED");
         System.out.flush();

@@ -19,6 +19,8 @@ import java.util.regex.Pattern;
 final class KeyService {
     private static final Pattern SERIAL = Pattern.compile("[A-Za-z0-9._:-]{1,64}");
     private static final Pattern ALIAS = Pattern.compile("[\\x21-\\x7e]{1,64}");
+    private static final Pattern VOLSER = Pattern.compile("[A-Za-z0-9]{1,16}");
+    private static final Pattern WWN = Pattern.compile("[0-9A-Fa-f]{16}");
 
     private final AuditLog audit;
     private StandinConfig config;
@@ -70,23 +72,28 @@ final class KeyService {
             case "PING":
                 return words.length == 1 ? "OK tapecrypt-standin keys=" + keyCount() : "ERR usage: PING";
             case "GETKEY":
-                return words.length == 2 ? getKey(words[1], peer) : "ERR usage: GETKEY <drive-serial>";
+                return words.length >= 2 && words.length <= 4 ? getKey(words[1], Tape.of(words, 2), peer)
+                        : "ERR usage: GETKEY <drive-serial> [<volser> [<wwn>]]";
             case "KEY":
-                return words.length == 3 ? key(words[1], words[2], peer) : "ERR usage: KEY <drive-serial> <alias>";
+                return words.length >= 3 && words.length <= 5 ? key(words[1], words[2], Tape.of(words, 3), peer)
+                        : "ERR usage: KEY <drive-serial> <alias> [<volser> [<wwn>]]";
             case "ADDDRIVE":
                 return words.length == 2 ? addDrive(words[1], peer) : "ERR usage: ADDDRIVE <drive-serial>";
             case "REFRESH":
                 return words.length == 1 ? refresh(peer) : "ERR usage: REFRESH";
             default:
-                audit.event("UnknownCommand", "client", peer);
+                audit.event("runtime", "Unknown command", "client", peer);
                 return "ERR unknown command";
         }
     }
 
     /** A write: the next alias round-robin, recorded in the drive table and KeyGroups.xml first. */
-    private synchronized String getKey(String serial, String peer) {
+    private synchronized String getKey(String serial, Tape tape, String peer) {
         if (!SERIAL.matcher(serial).matches()) {
             return "ERR bad drive serial";
+        }
+        if (tape.problem() != null) {
+            return tape.problem();
         }
         DriveTable admitted = admit(serial, peer);
         if (admitted == null) {
@@ -99,20 +106,25 @@ final class KeyService {
             nextDrives.save();
             nextGroups.save();
         } catch (IOException e) {
-            audit.event("KeyServed", "outcome", "failure", "client", peer, "drive", serial, "keyAlias1", alias, "reason", e.toString());
+            audit.event("runtime", "Error recording the key use", "client", peer, "drive", serial, "volser", tape.volser,
+                    "keyAlias1", alias, "reason", e.toString(), "action", "write");
             return "ERR cannot record the key use: " + FatalException.flatten(e.toString());
         }
         drives = nextDrives;
         groups = nextGroups;
-        audit.event("KeyServed", "outcome", "success", "client", peer, "operation", "write", "drive", serial, "keyAlias1", alias);
-        audit.keyServed("write", serial, alias);
+        audit.event("runtime", "Message exchange processed successfully", "client", peer, "drive", serial, "volser", tape.volser,
+                "keyAlias1", alias, "action", "write");
+        audit.keyServed(serial, tape.wwn, tape.volser, alias, "", dki(alias));
         return "OK " + alias + " " + Hex.encode(ring.symmetricKey(alias));
     }
 
     /** A read: any AES-256 key of the keystore by alias, for a drive the server knows. */
-    private synchronized String key(String serial, String alias, String peer) {
+    private synchronized String key(String serial, String alias, Tape tape, String peer) {
         if (!SERIAL.matcher(serial).matches()) {
             return "ERR bad drive serial";
+        }
+        if (tape.problem() != null) {
+            return tape.problem();
         }
         String lower = alias.toLowerCase(Locale.ROOT);
         if (!ALIAS.matcher(alias).matches()) {
@@ -132,12 +144,13 @@ final class KeyService {
         }
         byte[] key = ring.anyKey(lower);
         if (key == null) {
-            audit.event("KeyServed", "outcome", "failure", "client", peer, "operation", "read", "drive", serial, "keyAlias1", lower,
-                    "reason", "no 256-bit AES key under this alias");
+            audit.event("runtime", "Error retrieving information from keystore", "client", peer, "drive", serial, "volser",
+                    tape.volser, "keyAlias1", lower, "reason", "no 256-bit AES key under this alias", "action", "read");
             return "ERR no key " + lower;
         }
-        audit.event("KeyServed", "outcome", "success", "client", peer, "operation", "read", "drive", serial, "keyAlias1", lower);
-        audit.keyServed("read", serial, lower);
+        audit.event("runtime", "Message exchange processed successfully", "client", peer, "drive", serial, "volser", tape.volser,
+                "keyAlias1", lower, "action", "read");
+        audit.keyServed(serial, tape.wwn, tape.volser, lower, "", dki(lower));
         return "OK " + lower + " " + Hex.encode(key);
     }
 
@@ -147,10 +160,11 @@ final class KeyService {
             return drives;
         }
         if (!config.acceptUnknownDrives) {
-            audit.event("DriveRejected", "client", peer, "drive", serial, "reason", "not in the drive table and drive.acceptUnknownDrives=false");
+            audit.event("runtime", "Drive not in drive table", "client", peer, "drive", serial, "reason",
+                    "drive.acceptUnknownDrives=false");
             return null;
         }
-        audit.event("DriveAdded", "client", peer, "drive", serial, "reason", "drive.acceptUnknownDrives=true");
+        audit.event("runtime", "New drive discovered", "client", peer, "drive", serial, "reason", "drive.acceptUnknownDrives=true");
         return drives.with(serial, null, System.currentTimeMillis());
     }
 
@@ -169,7 +183,7 @@ final class KeyService {
             return "ERR cannot record the drive: " + FatalException.flatten(e.toString());
         }
         drives = next;
-        audit.event("DriveAdded", "client", peer, "drive", serial, "reason", "ADDDRIVE");
+        audit.event("resource_management", "Drive added to drive table", "client", peer, "drive", serial, "command type", "adddrive");
         return "OK drive added " + serial;
     }
 
@@ -185,7 +199,7 @@ final class KeyService {
             nextConfig = StandinConfig.load(config().configFile);
             nextRing = KeyRing.load(nextConfig);
         } catch (FatalException e) {
-            audit.event("Refresh", "outcome", "failure", "client", peer, "reason", e.oneLine());
+            audit.event("runtime", "Error processing refresh command", "client", peer, "reason", e.oneLine());
             return "ERR refresh failed, still serving the previous keys: " + e.oneLine();
         }
         synchronized (this) {
@@ -201,11 +215,50 @@ final class KeyService {
                 drives = nextDrives;
                 groups = nextGroups;
             } catch (FatalException e) {
-                audit.event("Refresh", "outcome", "failure", "client", peer, "reason", e.oneLine());
+                audit.event("runtime", "Error processing refresh command", "client", peer, "reason", e.oneLine());
                 return "ERR refresh failed, still serving the previous keys: " + e.oneLine();
             }
-            audit.event("Refresh", "outcome", "success", "client", peer, "keys", Integer.toString(ring.size()));
+            audit.event("runtime", "Refresh command processed", "client", peer, "keys", Integer.toString(ring.size()));
             return "OK refreshed keys=" + ring.size();
+        }
+    }
+
+    /**
+     * The stand-in's data key identifier: a digest of the alias, never of the key, so that it is
+     * stable for an alias and names no key material. EKM's DKi comes from the drive; its form is not public.
+     */
+    static String dki(String alias) {
+        try {
+            byte[] digest = java.security.MessageDigest.getInstance("SHA-256")
+                    .digest(("tapecrypt-standin-dki:" + alias).getBytes(java.nio.charset.StandardCharsets.UTF_8));
+            return Hex.encode(java.util.Arrays.copyOf(digest, 8));
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException("SHA-256 is missing from this JDK", e);
+        }
+    }
+
+    /** What a drive says about the cartridge it loaded: its VolSer and the drive's WWN, both optional. */
+    static final class Tape {
+        final String volser;
+        final String wwn;
+
+        private Tape(String volser, String wwn) {
+            this.volser = volser;
+            this.wwn = wwn;
+        }
+
+        static Tape of(String[] words, int first) {
+            return new Tape(words.length > first ? words[first] : "", words.length > first + 1 ? words[first + 1] : "");
+        }
+
+        String problem() {
+            if (!volser.isEmpty() && !VOLSER.matcher(volser).matches()) {
+                return "ERR bad volser";
+            }
+            if (!wwn.isEmpty() && !WWN.matcher(wwn).matches()) {
+                return "ERR bad wwn";
+            }
+            return null;
         }
     }
 }

@@ -32,6 +32,8 @@ final class StandinConfig {
     final Path auditDirectory;
     final String auditName;
     final Path metadataFile;
+    final long auditFileSizeKb;
+    final long metadataFileSizeKb;
 
     private StandinConfig(Path configFile, Properties p) throws FatalException {
         this.configFile = configFile;
@@ -65,6 +67,25 @@ final class StandinConfig {
                     + "; EKM will not start without a metadata file, nor will the stand-in");
         }
         metadataFile = requiredPath(p, base, "Audit.metadata.file.name");
+        auditFileSizeKb = sizeKb(p, "Audit.handler.file.size", 2000);
+        metadataFileSizeKb = sizeKb(p, "Audit.metadata.file.size", 1024);
+    }
+
+    /** A file size limit in KB, as EKM's guide gives them; a positive whole number. */
+    private long sizeKb(Properties p, String key, long fallback) throws FatalException {
+        String v = value(p, key);
+        if (v == null) {
+            return fallback;
+        }
+        try {
+            long kb = Long.parseLong(v);
+            if (kb > 0 && kb < (1L << 40)) {
+                return kb;
+            }
+        } catch (NumberFormatException e) {
+            // reported below
+        }
+        throw new FatalException(key + " must be a positive number of KB in " + configFile + ", not '" + v + "'");
     }
 
     static StandinConfig load(Path path) throws FatalException {
