@@ -91,7 +91,7 @@ def test_audit_limit_and_resume(tmp_path):
 
 
 def test_audit_huge_record_is_cut_not_held(tmp_path):
-    write(tmp_path / 'a.1', 'runtime:[timestamp=T message=x\n' + ''.join('  filler=' + 'y' * 1000 + '\n' for _ in range(200))
+    write(tmp_path / 'a.1', 'runtime:[timestamp=T message=x\n' + ''.join('  filler=' + 'y' * 1000 + '\n' for _line in range(200))
           + '  end=1]\nruntime:[timestamp=U message=after]\n')
     records = read_audit(str(tmp_path), 'a')['records']
     assert [r['timestamp'] for r in records] == ['T', 'U']
