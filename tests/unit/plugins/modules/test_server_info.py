@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -47,6 +48,11 @@ def site(tmp_path, listener):
 def ekm_process(site):
     """A process that carries the configuration file on its command line, as EKM's java command does."""
     proc = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)', str(site)])
+    # Popen can return while the child is still inside exec, its command line empty for a moment.
+    deadline = time.monotonic() + 10
+    while str(site).encode() not in open(f'/proc/{proc.pid}/cmdline', 'rb').read().split(b'\0'):
+        assert time.monotonic() < deadline, 'the child never showed its command line'
+        time.sleep(0.01)
     yield proc
     proc.kill()
     proc.wait()
@@ -56,7 +62,7 @@ def test_running_server_in_sync_with_records(site, ekm_process, listener):
     result = run_module(server_info.main, {'config_path': str(site), 'expected_settings': {
         'TransportListener.tcp.port': listener, 'drive.acceptUnknownDrives': False, 'config.keystore.password': 's3cret'}})
     assert result['changed'] is False
-    assert result['service']['state'] == 'running' and ekm_process.pid in result['service']['pids']
+    assert result['service']['state'] == 'running' and ekm_process.pid in result['service']['pids'], result['service']
     assert result['service']['port'] == {'address': '127.0.0.1', 'port': listener, 'reachable': True, 'error': None}
     assert result['config'] == {'path': str(site), 'exists': True, 'drift': [], 'in_sync': True}
     audit = result['audit']
