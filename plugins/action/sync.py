@@ -32,6 +32,11 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp
         spec = dict(_sync.ARGUMENT_SPEC, **FILE_COMMON_ARGUMENTS)
+        if _sync.PHASE_KEY in self._task.args:
+            result.update(failed=True, msg='%s is not an option of %s: it carries the phases this action plugin runs on '
+                                           'both servers, and only the plugin sets it. Remove it from the task. Nothing '
+                                           'was changed.' % (_sync.PHASE_KEY, MODULE))
+            return result
         try:
             dummy, args = self.validate_argument_spec(argument_spec=spec, required_by=_sync.REQUIRED_BY)
             self._check_primary(args['primary'], task_vars)
@@ -80,7 +85,7 @@ class ActionModule(ActionBase):
         primary, where every phase only reads, so a failure there has changed nothing.
         """
         def call(phase):
-            res = self._call(action, dict(args, _sync=phase), task_vars, where, read_only=result is None)
+            res = self._call(action, args, phase, task_vars, where, read_only=result is None)
             if result is not None and res.get('ansible_facts'):
                 # Interpreter discovery on the redundant; the primary's is not this host's to keep.
                 result.setdefault('ansible_facts', {}).update(res['ansible_facts'])
@@ -88,15 +93,16 @@ class ActionModule(ActionBase):
         return call
 
     @staticmethod
-    def _call(action, module_args, task_vars, where, read_only):
-        """Run one phase of the module with ``action``'s connection; failures become SyncError.
+    def _call(action, module_args, phase, task_vars, where, read_only):
+        """Run one phase (``phase``, the module's request) of the module with ``action``'s connection; failures
+        become SyncError.
 
         The module's own failures carry complete messages (and, from an install, what changed);
         only a module that could not run at all is described here.
         """
         unchanged = ' Nothing was changed.' if read_only else ''
         try:
-            res = _delegation.run_module(action, MODULE, module_args, task_vars)
+            res = _delegation.run_module(action, MODULE, module_args, task_vars, internal={_sync.PHASE_KEY: phase})
         except AnsibleError as exc:
             raise _sync.SyncError('Cannot run the sync on %s: %s.%s' % (where, to_text(exc).rstrip('.'), unchanged))
         if res.get('unreachable') or (res.get('failed') and _delegation.module_crashed(res)):

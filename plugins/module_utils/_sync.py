@@ -47,6 +47,10 @@ ARGUMENT_SPEC = dict(
 )
 # Constraints between the options, checked by the module and by its action plugin alike.
 REQUIRED_BY = {'primary_keygroups_path': ('keygroups_path',), 'primary_drivetable_path': ('drivetable_path',)}
+# The key of the module arguments that carries the action plugin's phase request. It is not an option: the action
+# plugin refuses it from a task and sends it with ansible-core's ignore_unknown_opts, so the argument spec (and the
+# documentation users read) never name it.
+PHASE_KEY = '_sync'
 # File options the action plugin passes through to the install on the redundant server.
 ATTRIBUTE_OPTIONS = ('owner', 'group', 'mode', 'seuser', 'serole', 'setype', 'selevel', 'attributes')
 

@@ -129,10 +129,6 @@ options:
       - Where the sync state is kept on the redundant server. Default is C(.tapecrypt-sync.json) in the keystore's
         directory; the journal of an install in progress sits beside it with the suffix C(.journal).
     type: path
-  _sync:
-    description:
-      - Internal use by the action plugin, which runs the module in several phases on both servers. Do not set.
-    type: dict
 notes:
   - Paths are those of the EKM files on each server; the files pass through the controller's private temporary
     directory and the redundant's Ansible temporary directory, never through results or logs.
@@ -274,6 +270,7 @@ removed_stray_files:
   elements: str
 '''
 
+from ansible.module_utils import basic
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.tapecrypt.ekm.plugins.module_utils import _sync
@@ -282,9 +279,24 @@ from ansible_collections.tapecrypt.ekm.plugins.module_utils._requirements import
 ATTRIBUTE_OPTIONS = _sync.ATTRIBUTE_OPTIONS
 
 
+def phase_request(module):
+    """The phase the action plugin asked for: the ``_sync`` key of the raw module arguments.
+
+    It is no option of the module (users never see or set it). The action plugin, which refuses it
+    from a task, passes it beside the options and has ansible-core let the module ignore keys its
+    argument spec does not know (``ignore_unknown_opts``); ``basic._load_params()`` is ansible-core's
+    function for reading the arguments as they were sent.
+    """
+    request = basic._load_params().get(_sync.PHASE_KEY)
+    if not isinstance(request, dict) or not request.get('phase'):
+        module.fail_json(msg='tapecrypt.ekm.sync was run without its action plugin, which drives it in phases on both '
+                             'servers; run it as a task (tapecrypt.ekm.sync). Nothing was changed.')
+    return request
+
+
 def main():
     module = AnsibleModule(
-        argument_spec=dict(_sync.ARGUMENT_SPEC, _sync=dict(type='dict')),
+        argument_spec=_sync.ARGUMENT_SPEC,
         required_by=_sync.REQUIRED_BY,
         add_file_common_args=True,
         supports_check_mode=True,
@@ -294,11 +306,13 @@ def main():
         file_args = module.load_file_common_arguments(module.params, path=path)
         return module.set_fs_attributes_if_different(file_args, changed)
 
-    if (module.params['_sync'] or {}).get('phase') == 'fingerprints':
+    request = phase_request(module)
+    if request.get('phase') == 'fingerprints':
         require_cryptography(module, 'to compare keys whose stored bytes differ between the servers')
     wants_attributes = any(module.params.get(k) is not None for k in ATTRIBUTE_OPTIONS)
+    params = dict(module.params, **{_sync.PHASE_KEY: request})
     try:
-        result = _sync.run_phase(module.params, module.check_mode, attributes if wants_attributes else None)
+        result = _sync.run_phase(params, module.check_mode, attributes if wants_attributes else None)
     except _sync.SyncError as exc:
         module.fail_json(msg=str(exc), **exc.result)
     module.exit_json(changed=bool(result.pop('changed', False)), **result)

@@ -106,9 +106,18 @@ def _set_plugin_options(plugin, plugin_type, cvars, templar, task_keys):
     plugin.set_options(task_keys=task_keys, var_options=options)
 
 
-def run_module(action, module_name, module_args, task_vars):
-    """Run a module through ``action``'s connection; its result (AnsibleError when it cannot be run at all)."""
-    return action._execute_module(module_name=module_name, module_args=module_args, task_vars=task_vars)
+def run_module(action, module_name, module_args, task_vars, internal=None):
+    """Run a module through ``action``'s connection; its result (AnsibleError when it cannot be run at all).
+
+    ``internal``: keys sent beside the module's options that its argument spec does not know (the
+    module reads them with ``basic._load_params()``); the module is then told to ignore unknown
+    keys, as ansible-core's own ``gather_facts`` and ``package`` actions do. The caller has checked
+    the options.
+    """
+    if not internal:
+        return action._execute_module(module_name=module_name, module_args=module_args, task_vars=task_vars)
+    return action._execute_module(module_name=module_name, module_args=dict(module_args, **internal),
+                                  task_vars=task_vars, ignore_unknown_opts=True)
 
 
 def module_crashed(result):

@@ -332,9 +332,8 @@ def test_module_docs_name_requirements_action_group_and_internal_options(tmp_pat
         assert doc.get('version_added'), name
         membership = doc['attributes'].get('action_group', {}).get('membership')
         assert membership == (['tapecrypt.ekm.ekm'] if name in group else None), name
-        # sync's _sync (the action plugin's phase data) stays documented: an undocumented option needs a sanity
-        # ignore that ansible-lint's production profile refuses. Any other internal option is a mistake.
-        assert [o for o in doc['options'] if o.startswith('_')] == (['_sync'] if name == 'sync' else []), name
+        # No internal option is shown to users (the sync's phase request travels beside the options, not as one).
+        assert [o for o in doc['options'] if o.startswith('_')] == [], name
     for name in ('keystore', 'keystore_info', 'sync'):  # they seal or unseal keys (module_utils/_jceks.py)
         assert any('cryptography' in r for r in docs[name]['doc'].get('requirements', [])), name
 

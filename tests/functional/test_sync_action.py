@@ -138,7 +138,8 @@ def test_conflict_and_bad_arguments_fail_clearly(lab):
     assert conflict['conflicts'][0]['aliases'] == ['DCA001-003']
     assert unknown['failed'] is True and 'not a host in the inventory' in unknown['msg']
     assert itself['failed'] is True and 'the host this task runs against' in itself['msg']
-    assert internal['failed'] is True and '_sync' in internal['msg']
+    assert internal['failed'] is True and '_sync is not an option' in internal['msg'], internal
+    assert 'Nothing was changed' in internal['msg']
     assert lonely['failed'] is True and "required by 'primary_drivetable_path': drivetable_path" in lonely['msg']
     assert (lab.r / 'EKMKeys.jck').read_bytes() == before
     assert sorted(os.listdir(lab.r)) == ['EKMKeys.jck']

@@ -99,5 +99,6 @@ def test_keystore_info_without_cryptography(tmp_path):
 def test_sync_fingerprint_phase_fails_with_missing_required_lib(tmp_path, no_cryptography):
     res = run_module(sync_module.main, dict(primary='ekm1', keystore_path=str(tmp_path / 'EKMKeys.jck'), password=PW,
                                             _sync={'phase': 'fingerprints', 'role': 'redundant', 'sha256': '0' * 64,
-                                                   'aliases': ['dca000000000000000001']}), expect_fail=True)
+                                                   'aliases': ['dca000000000000000001']},
+                                            _ansible_ignore_unknown_opts=True), expect_fail=True)
     assert res['msg'].startswith(MISSING)

@@ -25,12 +25,27 @@ def args(directory, **kw):
     base = dict(primary='ekm1', keystore_path=str(directory / 'EKMKeys.jck'), keygroups_path=str(directory / 'KeyGroups.xml'),
                 password=PW)
     base.update(kw)
+    if '_sync' in kw:
+        # As the action plugin sends a phase: beside the options, with ansible-core's ignore_unknown_opts.
+        base['_ansible_ignore_unknown_opts'] = True
     return base
 
 
 def test_the_module_alone_fails_and_points_at_the_action_plugin(tmp_path):
     res = run_module(sync_module.main, args(tmp_path), expect_fail=True)
-    assert 'action plugin' in res['msg']
+    assert 'action plugin' in res['msg'] and 'Nothing was changed' in res['msg']
+
+
+def test_the_phase_request_is_no_option_of_the_module(tmp_path):
+    make_keystore(tmp_path / 'EKMKeys.jck', 1)
+    assert '_sync' not in _sync.ARGUMENT_SPEC and '  _sync:' not in sync_module.DOCUMENTATION
+    phase = {'phase': 'inventory', 'side': 'redundant'}
+    # Sent as an option (without the action plugin's ignore_unknown_opts), the module refuses it as unknown.
+    res = run_module(sync_module.main, dict(args(tmp_path), _sync=phase), check_mode=True, expect_fail=True)
+    assert 'Unsupported parameters' in res['msg'] and '_sync' in res['msg']
+    # Sent as the action plugin sends it, the phase runs.
+    res = run_module(sync_module.main, args(tmp_path, _sync=phase), check_mode=True)
+    assert res['files']['keystore']['exists'] is True
 
 
 def test_inventory_phase_reports_hashes_and_no_password(tmp_path):
