@@ -99,7 +99,8 @@ def _check_key_ranges(seed, errors):
     if len(ranges) != len(specs):
         return None
     try:
-        parse_ranges(ranges)
+        # Equal ranges (say last: 200 and count: 200) are one range; only real overlaps are refused.
+        ranges = parse_ranges(ranges)
     except AliasError as exc:
         errors.append('ekm_seed.key_ranges: %s Every alias must belong to exactly one range.' % (exc,))
         return None

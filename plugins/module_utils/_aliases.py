@@ -276,14 +276,24 @@ def _check_overlaps(ranges):
 
 
 def parse_ranges(specs) -> list[AliasRange]:
-    """Parse a list of range specs (see parse_range), in the given order; overlapping ranges are an error."""
+    """Parse a list of range specs (see parse_range), in the given order; overlapping ranges are an error.
+
+    Equal ranges (the same aliases, however written: with last or count, as a mapping or as EKM's
+    range syntax) are one range, kept once where it first appears; a seed that lists a range again,
+    or a run that adds a range the seed already holds, plans no alias twice.
+    """
     if specs is None:
         return []
     if isinstance(specs, (str, Mapping, AliasRange)):
         specs = [specs]
     elif isinstance(specs, bytes) or not isinstance(specs, Iterable):
         raise AliasError('Alias ranges must be given as a list, not %r.' % (specs,))
-    ranges = [parse_range(spec) for spec in specs]
+    ranges, seen = [], set()
+    for spec in specs:
+        alias_range = parse_range(spec)
+        if alias_range not in seen:
+            seen.add(alias_range)
+            ranges.append(alias_range)
     _check_overlaps(ranges)
     return ranges
 

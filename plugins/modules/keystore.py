@@ -38,7 +38,7 @@ options:
         (C(prefix + '%018x' % n)), for example C(dca000000000000000001).
       - Each item is either a dictionary with C(prefix), C(first) and one of C(last) or C(count), or a string in
         EKM's C(symmetricKeySet) range syntax such as V(DCA001-1FF).
-      - Ranges must not overlap each other.
+      - Ranges must not overlap each other; equal ranges (the same aliases, however written) count once.
       - One run creates at most 100000 new keys (sealing them holds the keystore's lock), and O(ranges) and
         O(aliases) together name at most 1000000 aliases; add more keys in chunks, one run per chunk.
     type: list

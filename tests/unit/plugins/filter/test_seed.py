@@ -11,6 +11,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.tapecrypt.ekm.plugins.filter.seed import FilterModule, symmetric_key_set, validate_seed
+from ansible_collections.tapecrypt.ekm.plugins.module_utils._aliases import EXPAND_LIMIT
 
 PASSWORD = 'Secret-Tape-42'
 
@@ -324,3 +325,18 @@ def test_symmetric_key_set_explicit_value_is_kept():
 def test_symmetric_key_set_refuses_bad_input(value):
     with pytest.raises(AnsibleFilterError, match='symmetric_key_set'):
         symmetric_key_set(value)
+
+
+def test_the_same_range_written_twice_is_one_range():
+    # Issue 14 (regression): last: 200 and count: 200 were refused as a range overlapping itself.
+    ranges = [{'prefix': 'DCA', 'first': 1, 'last': 200}, {'prefix': 'DCA', 'first': 1, 'count': 200}, 'DCA001-0C8']
+    assert validate_seed(seed(key_ranges=ranges, symmetric_key_set='DCA001-0C8')) == []
+    assert symmetric_key_set(seed(key_ranges=ranges)) == 'DCA001-0C8'
+    # A range that only overlaps is still refused, also beside an equal pair.
+    one_error(validate_seed(seed(key_ranges=ranges + [{'prefix': 'DCA', 'first': 200, 'count': 2}])),
+              'overlap', 'dca0000000000000000c8')
+
+
+def test_equal_ranges_count_once_towards_the_key_limit():
+    half = {'prefix': 'DCA', 'first': 1, 'count': EXPAND_LIMIT // 2 + 1}
+    assert validate_seed(seed(key_ranges=[half, dict(half)], symmetric_key_set=None)) == []

@@ -325,7 +325,10 @@ def test_parse_ranges_single_and_empty():
 @pytest.mark.parametrize('specs, expected', [
     (['DCA001-1FF', 'DCA100-2FF'], 'Alias ranges DCA001-1FF and DCA100-2FF overlap: both contain dca000000000000000100.'),
     (['DCA100-2FF', 'DCA001-1FF'], 'Alias ranges DCA001-1FF and DCA100-2FF overlap: both contain dca000000000000000100.'),
-    (['DCA001-1FF', 'DCA001-1FF'], 'Alias ranges DCA001-1FF and DCA001-1FF overlap: both contain dca000000000000000001.'),
+    # equal ranges count once, but a range that overlaps one of them is still refused
+    (['DCA001-1FF', 'DCA001-1FF', 'DCA001-1FE'], 'Alias ranges DCA001-1FE and DCA001-1FF overlap: both contain dca000000000000000001.'),
+    ([{'prefix': 'dca', 'first': 1, 'last': 200}, {'prefix': 'DCA', 'first': 1, 'count': 201}],
+     'Alias ranges DCA001-0C8 and DCA001-0C9 overlap'),
     # the second range lies wholly inside the first
     (['DCA000-FFF', 'DCA010-020', 'DCB000-FFF'], 'Alias ranges DCA000-FFF and DCA010-020 overlap: both contain dca000000000000000010.'),
     # given in another order and mixed with another prefix
@@ -334,6 +337,15 @@ def test_parse_ranges_single_and_empty():
 ])
 def test_parse_ranges_rejects_overlaps(specs, expected):
     assert _error(parse_ranges, specs).startswith(expected)
+
+
+def test_parse_ranges_takes_equal_ranges_as_one():
+    # The same range written with last, with count and in EKM's syntax (a regression: refused as overlapping itself).
+    specs = [{'prefix': 'DCA', 'first': 1, 'last': 200}, 'DCB001-002', {'prefix': 'dca', 'first': 1, 'count': 200},
+             'DCA001-0C8', {'prefix': 'DCA', 'first': '0x1', 'last': '0xc8'}]
+    assert parse_ranges(specs) == [AliasRange('dca', 1, 200), AliasRange('dcb', 1, 2)]
+    assert expand(specs, limit=None) == expand(['DCA001-0C8', 'DCB001-002'], limit=None)
+    assert len(expand(specs, limit=None)) == 202
 
 
 def test_parse_ranges_rejects_non_lists():
