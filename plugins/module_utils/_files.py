@@ -515,7 +515,12 @@ class FileSet:
         item = {'name': name, 'path': target, 'old': old, 'new': sha256_bytes(data), 'undo': None,
                 'staged': self._aside(target, STAGED_SUFFIX)}
         self.items.append(item)
-        create_file(item['staged'], data, after_write=lambda fd: attributes.apply(fd, path, replaced))
+        try:
+            create_file(item['staged'], data, after_write=lambda fd: attributes.apply(fd, path, replaced))
+        except OSError as exc:
+            # os.write names no file (a full disk says only "No space left on device").
+            raise FileError('Cannot write the new version of %s beside it (%s): %s.'
+                            % (target, os.path.basename(item['staged']), _reason(exc))) from exc
         if prepare is not None:
             prepare(item['staged'])
         return item['staged']
@@ -537,13 +542,18 @@ class FileSet:
         during the renames puts back what was renamed (``InstallError``); one after them (in
         ``after``) leaves the journal for ``recover``.
         """
+        backups = {}
         try:
-            backups = self._prepare(backup)
+            self._prepare(backup, backups)
             _write_journal(self.journal, {'version': JOURNAL_VERSION, 'tag': self.tag, 'txid': self.txid,
                                           'started': _now(), 'files': self.items, 'payload': payload})
         except Exception:
-            # An ordinary failure cleans up after itself; a killed process leaves these to remove_strays().
+            # An ordinary failure cleans up after itself, the backup copies it made included (no file was replaced,
+            # so nothing was changed); a killed process leaves these to remove_strays().
             self.discard()
+            for copy in backups.values():
+                if copy:
+                    _remove_quietly(copy)
             raise
         self._journal_written = True
         fault_point('journal-written')
@@ -563,18 +573,21 @@ class FileSet:
         _finish(self.journal, self.items)
         return backups
 
-    def _prepare(self, backup):
+    def _prepare(self, backup, backups):
+        """Flush the staged files' directories, then make the backup copies (into ``backups``) and undo links."""
         for directory in sorted({os.path.dirname(item['staged']) for item in self.items}):
             fsync_dir(directory)
-        backups = {}
         for item in self.items:
             if item['old'] is None:
                 continue
             if item['name'] in backup:
                 backups[item['name']] = backup_copy(item['path'])
             item['undo'] = self._aside(item['path'], UNDO_SUFFIX)
-            _link_or_copy(item['path'], item['undo'])
-        return backups
+            try:
+                _link_or_copy(item['path'], item['undo'])
+            except OSError as exc:
+                raise FileError('Cannot keep the current %s aside (%s) for an undo: %s.'
+                                % (item['path'], os.path.basename(item['undo']), _reason(exc))) from exc
 
     def _roll_back_now(self, exc):
         try:

@@ -312,9 +312,12 @@ def install(paths, state_path, sources, expect, current, primary_digest, passwor
         if names:
             prepare = (lambda staged: attributes(staged, False)) if attributes is not None else None
             with _files.FileSet(journal_path(state_path), TAG) as file_set:
-                for name in names:
-                    file_set.stage(name, paths[name], _read_transferred(name, sources[name], expect[name]),
-                                   current.get(name), attributes=file_attributes, prepare=prepare)
+                try:
+                    for name in names:
+                        file_set.stage(name, paths[name], _read_transferred(name, sources[name], expect[name]),
+                                       current.get(name), attributes=file_attributes, prepare=prepare)
+                except _files.FileError as exc:
+                    raise SyncError(_unchanged(exc)) from None
                 if 'keystore' in sources:
                     _verify_staged_keystore(file_set.staged('keystore'), new_password, primary_digest, paths['keystore'],
                                             password)
@@ -326,12 +329,18 @@ def install(paths, state_path, sources, expect, current, primary_digest, passwor
                     if exc.rolled_back:
                         raise SyncError('%s The sync can be run again.' % exc, result)
                     raise SyncError(str(exc), dict(result, changed=True, changed_files=installed))
+                except _files.FileError as exc:
+                    # Before the journal: FileSet removed what it had made, backup copies included.
+                    raise SyncError(_unchanged(exc)) from None
             result['changed_files'] = installed
             result['backup_files'] = [b for b in backups.values() if b]
             result['removed_copies'] = [copy for name in names if name != 'keystore'
                                         for copy in _copies.prune(paths[name], keep_copies)[0]]
         elif write_state:
-            _write_state(state_path, state)
+            try:
+                _write_state(state_path, state)
+            except _files.FileError as exc:
+                raise SyncError(_unchanged(exc)) from None
         keystore_password = new_password if 'keystore' in sources else password
         after, dummy = _read_keystore(paths['keystore'], keystore_password, 'redundant')
         result['redundant_digest'] = _keystore.digest(after) if after is not None else None
@@ -339,6 +348,12 @@ def install(paths, state_path, sources, expect, current, primary_digest, passwor
         raise SyncError('After the sync, the keystore on this redundant server does not hold the primary\'s entries '
                         '(digest %s, primary %s).' % (result['redundant_digest'], primary_digest), dict(result, changed=True))
     return result
+
+
+def _unchanged(exc):
+    """The message of a failure before any file was replaced (a full disk, say), saying so."""
+    return '%s Nothing was changed on this redundant server; free space (or fix the cause) and run the sync again.' % (
+        str(exc).rstrip('.') + '.')
 
 
 def apply_attributes(paths, attributes):

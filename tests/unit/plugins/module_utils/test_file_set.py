@@ -130,9 +130,15 @@ def test_an_ordinary_failure_while_staging_changes_nothing_and_leaves_nothing(ho
         return real(path, data, **kwargs)
 
     monkeypatch.setattr(_files, 'create_file', full)
-    with pytest.raises(OSError):
+    with pytest.raises(_files.FileError) as info:
         install(home)
     monkeypatch.undo()
+    # The message names the file whose new version did not fit (os.write names none).
+    staged = os.path.basename(calls[1])
+    target = os.path.join(os.path.dirname(os.path.realpath(calls[1])), 'KeyGroups.xml')
+    assert staged.endswith('.KeyGroups.xml.staged')
+    assert str(info.value).startswith('Cannot write the new version of %s beside it (%s): ' % (target, staged))
+    assert 'No space left on device' in str(info.value)
     assert_old(home)
     assert_clean(home)
 

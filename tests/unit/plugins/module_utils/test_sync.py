@@ -9,6 +9,7 @@ it to the module on two hosts (results go through JSON, as they do over a connec
 from __future__ import annotations
 
 import base64
+import errno
 import json
 import os
 import signal
@@ -649,6 +650,50 @@ def test_a_failure_after_the_renames_reports_the_change(synced, monkeypatch):
     res = synced.sync()
     assert res['recovered']['action'] == 'completed'
     assert synced.sync()['changed'] is False
+
+
+def test_a_full_disk_before_the_renames_names_the_file_and_changes_nothing(synced, monkeypatch):
+    # Issue 14 (regression): the message was 'file operation: No space left on device.', naming no file and not
+    # saying that nothing changed; a failed backup copy also left the copies made before it behind.
+    _change_everything_on_primary(synced)
+    before = snapshot(synced.r)
+    real_write, real_install = os.write, _sync.install
+    failed_at = []
+    for nth in range(1, 50):
+        writes = []
+
+        def write(fd, data, nth=nth, writes=writes):
+            writes.append(fd)
+            if len(writes) == nth:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return real_write(fd, data)
+
+        def install(*args, **kw):
+            monkeypatch.setattr(os, 'write', write)
+            try:
+                return real_install(*args, **kw)
+            finally:
+                monkeypatch.setattr(os, 'write', real_write)
+
+        monkeypatch.setattr(_sync, 'install', install)
+        err = synced.fails()
+        if err.result.get('changed'):
+            break  # the renames are done: the state file is the first write after them (tested above)
+        message = str(err)
+        assert 'No space left on device' in message
+        assert message.endswith('Nothing was changed on this redundant server; free space (or fix the cause) and run '
+                                'the sync again.'), message
+        assert str(synced.r) in message, message
+        assert snapshot(synced.r) == before, message
+        failed_at.append(message.split(':')[0])
+    monkeypatch.setattr(_sync, 'install', real_install)
+    # Each staged file, each backup copy and the journal was a place where the disk ran full.
+    assert len(failed_at) == 7, failed_at
+    assert sum(m.startswith('Cannot write the new version of') for m in failed_at) == 3
+    assert sum(m.startswith('Cannot back up') for m in failed_at) == 3
+    res = synced.sync()  # the journal left by the last case completes the install, then the files are in sync
+    assert res['recovered']['action'] == 'completed' and res['in_sync'] is True
+    assert_same_files(synced.p, synced.r)
 
 
 def test_ekm_own_temporary_files_are_left_alone(synced, monkeypatch):
