@@ -31,8 +31,10 @@ import hashlib
 import json
 import os
 import pwd
+import shutil
 import signal
 import stat
+import tempfile
 import time
 import uuid
 
@@ -40,6 +42,7 @@ _CHUNK = 1024 * 1024
 
 MARK = '.tapecrypt-'
 TEMP_SUFFIX = '.tmp'
+TEMP_DIR_SUFFIX = '.tmpdir'
 STAGED_SUFFIX = '.staged'
 UNDO_SUFFIX = '.undo'
 ROLLED_BACK_SUFFIX = '.rolled-back'
@@ -364,10 +367,12 @@ def backup_copy(path: str) -> str | None:
 
 
 def remove_temporaries(directory):
-    """Remove the project's temporary files (``.tapecrypt-*.tmp``) that a killed run left in ``directory``.
+    """Remove the project's temporary files (``.tapecrypt-*.tmp``) and work directories (``.tapecrypt-*.tmpdir``,
+    ``private_workdir``) that a killed run left in ``directory``.
 
-    Call it under the directory's ``DirLock``. Files without the marker (EKM's own temporary
-    files) and anything that is not a regular file are never touched. Returns the removed paths.
+    Call it under the directory's ``DirLock``. Names without the marker (EKM's own temporary
+    files) and anything that is neither a regular file nor a directory (a symlink, say) are never
+    touched. Returns the removed paths.
     """
     removed = []
     try:
@@ -375,12 +380,34 @@ def remove_temporaries(directory):
     except FileNotFoundError:
         return removed
     for name in sorted(names):
-        if name.startswith(MARK) and name.endswith(TEMP_SUFFIX):
-            path = os.path.join(directory, name)
-            if stat.S_ISREG(os.lstat(path).st_mode):
-                os.unlink(path)
-                removed.append(path)
+        if not name.startswith(MARK):
+            continue
+        path = os.path.join(directory, name)
+        mode = os.lstat(path).st_mode
+        if name.endswith(TEMP_SUFFIX) and stat.S_ISREG(mode):
+            os.unlink(path)
+            removed.append(path)
+        elif name.endswith(TEMP_DIR_SUFFIX) and stat.S_ISDIR(mode):
+            shutil.rmtree(path)
+            removed.append(path)
     return removed
+
+
+@contextlib.contextmanager
+def private_workdir(beside, label):
+    """A new directory (mode 0700) beside the file ``beside``, ``.tapecrypt-<label>-<random>.tmpdir``, removed at the end.
+
+    For copies of a keystore that a tool must read or write as a file. The caller holds the
+    directory's ``DirLock``, so a run killed before the removal leaves a marked directory that the
+    next run removes under the lock (``remove_temporaries``); files in it are created 0600
+    (``create_file``).
+    """
+    directory = os.path.dirname(os.path.realpath(beside))
+    path = tempfile.mkdtemp(prefix='%s%s-' % (MARK, label), suffix=TEMP_DIR_SUFFIX, dir=directory)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 _FILE_TYPES = ((stat.S_ISFIFO, 'a FIFO'), (stat.S_ISCHR, 'a character device'), (stat.S_ISBLK, 'a block device'),

@@ -10,6 +10,7 @@ they live until the garbage collector reuses the space, like every other Python 
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import hmac
@@ -252,14 +253,17 @@ class Keytool:
                    '-keystore', path, '-storepass:env', 'TAPECRYPT_SP', '-keypass:env', 'TAPECRYPT_KP', '-noprompt'],
                   {'TAPECRYPT_SP': password, 'TAPECRYPT_KP': key_password})
 
-    def verify(self, path, password, key_password, aliases):
+    def verify(self, path, password, key_password, aliases, workdir=None):
         """Make keytool decrypt every entry by copying it into a throw-away store.
 
         With one password for store and keys (what EKM uses) a single ``-importkeystore`` copies
-        everything; otherwise each of ``aliases`` is copied on its own with its key password.
+        everything; otherwise each of ``aliases`` is copied on its own with its key password. The
+        store is made in ``workdir`` (the caller's private directory) or a private temporary one.
         """
-        workdir = tempfile.mkdtemp(prefix='tapecrypt-verify-')
-        try:
+        with contextlib.ExitStack() as stack:
+            if workdir is None:
+                workdir = tempfile.mkdtemp(prefix='tapecrypt-verify-')
+                stack.callback(shutil.rmtree, workdir, ignore_errors=True)
             dest = os.path.join(workdir, 'verify.p12')
             common = ['-srckeystore', path, '-srcstoretype', 'JCEKS', '-srcstorepass:env', 'TAPECRYPT_SP',
                       '-destkeystore', dest, '-deststoretype', 'PKCS12', '-deststorepass:env', 'TAPECRYPT_SP', '-noprompt']
@@ -270,24 +274,19 @@ class Keytool:
                 for alias in aliases:
                     self.call(['-importkeystore'] + common + ['-srcalias', alias, '-srckeypass:env', 'TAPECRYPT_KP',
                                                               '-destkeypass:env', 'TAPECRYPT_SP'], secrets)
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def add_keytool(keytool, path, data, aliases, password, key_password):
     """Let keytool add the keys to a private copy; return the new bytes after checking nothing was lost."""
-    workdir = tempfile.mkdtemp(prefix='tapecrypt-keytool-')
-    try:
+    # Beside the keystore, under its lock (see _files.private_workdir); the copy is 0600 from its creation.
+    with _files.private_workdir(path, 'keytool') as workdir:
         work = os.path.join(workdir, os.path.basename(path) or 'keystore.jck')
         if data is not None:
-            with open(work, 'wb') as f:
-                f.write(data)
+            _files.create_file(work, data)
         for alias in aliases:
             keytool.genseckey(work, alias, password, key_password)
         with open(work, 'rb') as f:
             new = f.read()
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
     before = _jceks.load(data, password) if data is not None else _jceks.new_keystore()
     after = _jceks.load(new, password)
     lost = [e.alias for e in before.entries if after.get(e.alias) is None]

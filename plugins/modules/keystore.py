@@ -115,7 +115,9 @@ options:
     description:
       - After adding keys, make the host's keytool (the JRE named by O(java_home) or O(keytool_path)) copy every
         entry of the new keystore into a throw-away keystore in a private temporary directory, which it can only do
-        by decrypting each key.
+        by decrypting each key. That directory (C(.tapecrypt-verify-*.tmpdir), mode 0700, its files 0600) lies beside
+        the keystore and is removed afterwards; if the run is killed there, the next run removes it under the
+        keystore's lock.
       - The new file replaces the old one only when that succeeds. Otherwise the old file stays in place and the task
         fails, saying that this JRE cannot read the written entries and that O(backend=keytool) is the way for it.
       - This turns the risk that the EKM's own JRE cannot read the keys into an error at provisioning time instead of
@@ -242,8 +244,6 @@ verified_with_keytool:
 
 import contextlib
 import os
-import shutil
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -449,19 +449,17 @@ def verify(module, path, data, password, key_password, keystore, new_aliases):
     """
     keytool = _keystore.Keytool(module.params['keytool_path'], module.params['java_home'],
                                 run=_keystore.module_runner(module))
-    workdir = tempfile.mkdtemp(prefix='tapecrypt-verify-')
-    try:
+    # Beside the keystore, under its lock: a run killed here leaves a marked directory that the next run removes.
+    with _files.private_workdir(path, 'verify') as workdir:
         copy = os.path.join(workdir, 'candidate.jck')
-        with open(copy, 'wb') as f:
-            f.write(data)
+        _files.create_file(copy, data)
+        _files.fault_point('keystore-verify')
         aliases = [e.alias for e in keystore.entries if e.kind == 'secret'] if key_password == password else new_aliases
         try:
-            keytool.verify(copy, password, key_password, aliases)
+            keytool.verify(copy, password, key_password, aliases, workdir=workdir)
         except _keystore.KeystoreError as exc:
             module.fail_json(msg='The JRE at %s cannot read the keys this module wrote, so %s was left as it was: %s '
                                  'Use backend: keytool so that this JRE writes the keys itself.' % (keytool.path, path, exc))
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == '__main__':

@@ -95,6 +95,37 @@ def test_keystore_killed_at_random_moments(tmp_path, tally):
         keystore_case(case, tally, 'keystore kill at random', kill_after=RNG.uniform(0, duration))
 
 
+def test_keystore_killed_while_verifying_with_keytool(tmp_path, tally):
+    # Issue 14 (regression): the copy keytool verifies was a 0644 file in a /tmp directory that a kill left behind.
+    path = tmp_path / 'EKMKeys.jck'
+    assert faults.module(keystore_module.main, ks_args(path, 1, 50))[0] == 'ok'
+    before = path.read_bytes()
+    verified = ks_args(path, 0x100, 20, verify_with_keytool=True)
+    outcome, res = faults.module(keystore_module.main, verified, point='keystore-verify')
+    problems = [] if outcome == 'killed' else ['not killed at keystore-verify: %s %s' % (outcome, res)]
+    if path.read_bytes() != before:
+        problems.append('the keystore changed before the keys were verified')
+    workdirs = [n for n in faults.marked(str(tmp_path)) if n.endswith(_files.TEMP_DIR_SUFFIX)]
+    if len(workdirs) != 1:
+        problems.append('expected one marked work directory beside the keystore: %s' % faults.marked(str(tmp_path)))
+    else:
+        workdir = tmp_path / workdirs[0]
+        modes = {n: os.stat(workdir / n).st_mode & 0o777 for n in os.listdir(workdir)}
+        if os.stat(workdir).st_mode & 0o777 != 0o700 or modes != {'candidate.jck': 0o600}:
+            problems.append('the killed copy is not private: directory %o, files %s' % (os.stat(workdir).st_mode, modes))
+        if faults.keystore_aliases(str(workdir / 'candidate.jck')) != faults.keystore_aliases(str(path)) | {
+                'dca%018x' % n for n in range(0x100, 0x114)}:
+            problems.append('the killed copy is not the keystore that was being verified')
+    # The next run removes the directory under the keystore's lock, then verifies and adds the keys.
+    outcome2, res2 = faults.module(keystore_module.main, verified)
+    if outcome2 != 'ok' or len(faults.keystore_aliases(str(path)) or ()) != 70 or not res2.get('verified_with_keytool'):
+        problems.append('the next run did not complete: %s %s' % (outcome2, res2))
+    if faults.marked(str(tmp_path)):
+        problems.append('marked leftovers after the next run: %s' % faults.marked(str(tmp_path)))
+    tally.record('keystore kill while verifying with keytool', not problems)
+    assert not problems, problems
+
+
 # --- a file set (the sync's install) -----------------------------------------------------------------------------
 
 NAMES = ('EKMKeys.jck', 'KeyGroups.xml', 'filedrive.table')

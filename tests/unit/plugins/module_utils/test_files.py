@@ -626,6 +626,29 @@ def test_remove_temporaries_touches_only_marked_files(tmp_path):
     assert _files.remove_temporaries(str(tmp_path / 'missing')) == []
 
 
+def test_remove_temporaries_removes_marked_work_directories_only(tmp_path):
+    elsewhere = tmp_path / 'elsewhere'
+    elsewhere.mkdir()
+    (elsewhere / 'keep').write_bytes(b'not ours')
+    with _files.private_workdir(str(tmp_path / 'EKMKeys.jck'), 'verify') as workdir:
+        assert os.path.dirname(workdir) == str(tmp_path) and os.stat(workdir).st_mode & 0o777 == 0o700
+        assert os.path.basename(workdir).startswith('.tapecrypt-verify-') and workdir.endswith('.tmpdir')
+        _files.create_file(os.path.join(workdir, 'candidate.jck'), b'copy')
+        assert os.stat(os.path.join(workdir, 'candidate.jck')).st_mode & 0o777 == 0o600
+    assert not os.path.exists(workdir)
+    # What a killed run leaves: a marked directory with a copy in it. Unmarked directories, a marked file that is
+    # no work directory, and a marked symlink to a directory are left alone.
+    (tmp_path / '.tapecrypt-verify-abc.tmpdir').mkdir()
+    (tmp_path / '.tapecrypt-verify-abc.tmpdir' / 'candidate.jck').write_bytes(b'copy')
+    (tmp_path / 'tapecrypt-verify-def.tmpdir').mkdir()
+    (tmp_path / '.tapecrypt-file.tmpdir').write_bytes(b'x')
+    (tmp_path / '.tapecrypt-link.tmpdir').symlink_to(elsewhere)
+    removed = _files.remove_temporaries(str(tmp_path))
+    assert removed == [str(tmp_path / '.tapecrypt-verify-abc.tmpdir')]
+    assert _names(tmp_path) == ['.tapecrypt-file.tmpdir', '.tapecrypt-link.tmpdir', 'elsewhere', 'tapecrypt-verify-def.tmpdir']
+    assert (elsewhere / 'keep').read_bytes() == b'not ours'
+
+
 def test_a_killed_write_leaves_a_marked_file_that_cleanup_removes(keystore, tmp_path, monkeypatch):
     class Killed(BaseException):
         pass

@@ -90,8 +90,16 @@ def test_keytool_without_pkcs12_secret_keys_falls_back_to_one_jvm_per_key(privat
     standin = KeytoolStandin(pkcs12=False)
     store, data = existing_store()
     wanted = aliases(20)
-    new, after, how = _keytool.add_keys(standin.keytool(), '/x/EKMKeys.jck', store, data, wanted, PW, KP, processes=2)
+    keystore_dir = private_tmp.parent / 'keystore'
+    keystore_dir.mkdir()
+    new, after, how = _keytool.add_keys(standin.keytool(), str(keystore_dir / 'EKMKeys.jck'), store, data, wanted, PW, KP,
+                                        processes=2)
     assert how['method'] == 'genseckey' and 'cannot import PKCS#12 secret keys' in how['reason']
+    # The per-key JVMs worked on a copy in a marked private directory beside the keystore, removed afterwards.
+    genseckey_store = standin.calls[2][0][standin.calls[2][0].index('-keystore') + 1]
+    assert os.path.basename(os.path.dirname(genseckey_store)).startswith('.tapecrypt-keytool-')
+    assert os.path.dirname(os.path.dirname(genseckey_store)) == str(keystore_dir)
+    assert os.listdir(keystore_dir) == []
     ops = [argv[1] for argv, _env in standin.calls]
     # The batch (one JVM for 20 keys), the probe, then one -genseckey per key.
     assert ops == ['-importkeystore', '-importkeystore'] + ['-genseckey'] * 20
