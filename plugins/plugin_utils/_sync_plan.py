@@ -196,9 +196,10 @@ def _opaque_conflict(name, item, state):
 class Sync:
     """One sync run, driven from the controller.
 
-    ``primary(args)`` and ``redundant(args)`` run the module's phase ``args`` (the request
-    the action plugin sends under ``_sync.PHASE_KEY``, no option of the module) on that server and return its result, raising SyncError on failure; ``transfer(name,
-    data)`` puts bytes on the redundant server and returns the path there.
+    ``primary(args)`` and ``redundant(args)`` run the module's phase ``args`` (the request the
+    action plugin sends under ``_sync.PHASE_KEY``, no option of the module) on that server and
+    return its result, raising SyncError on failure; ``transfer(name, data)`` puts bytes on the
+    redundant server and returns the path there.
     """
 
     def __init__(self, primary, redundant, transfer, primary_name, force=False, check_mode=False, diff=False,
