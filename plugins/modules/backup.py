@@ -72,18 +72,25 @@ options:
     description:
       - Existing, writable directory to hold the backups, on media that is not encrypted with these keys.
       - Refused when it lies inside one of O(protected_paths) or inside a directory of the backed-up files.
+      - Required, with O(site) and O(host), unless O(verified_set) is given.
     type: path
-    required: true
   site:
     description:
-      - Site label, the first directory level under O(dest) (the seed's C(site)).
+      - Site label, the first directory level under O(dest) (the seed's C(site)). Required with O(dest).
     type: str
-    required: true
   host:
     description:
-      - Server name, the second directory level under O(dest) (normally C(inventory_hostname)).
+      - Server name, the second directory level under O(dest) (normally C(inventory_hostname)). Required with O(dest).
     type: str
-    required: true
+  verified_set:
+    description:
+      - Make no backup set; only bound the copies beside the files (O(keep_copies)) with the backup set in this
+        directory, which is verified completely first (manifest and its HMAC, every file's hash, the keystore opened
+        with O(password)).
+      - For sets made elsewhere, for example on the controller by the backup role's C(ekm_backup_where=controller),
+        whose copy on this host the role passes here and removes afterwards.
+      - A set that fails verification fails the task and no copy is removed.
+    type: path
   keep:
     description:
       - Keep this many verified sets of this host and remove older ones. The newest set is never removed, and nothing
@@ -99,8 +106,9 @@ options:
         entries byte for byte; a copy that holds a key found in neither (for example the one a restore with
         C(allow_key_loss) kept) always stays. Copies of the other files go by age.
       - V(0) keeps no copy that may go; C(null) removes none.
-      - Only files on the host that runs this module are looked at, so with backups made on the controller (the backup
-        role's C(ekm_backup_where=controller)) the copies on the EKM host are not bounded.
+      - Only files on the host that runs this module are looked at. With backups made on the controller (the backup
+        role's C(ekm_backup_where=controller)), the role runs this module on the EKM host a second time, with
+        O(verified_set) naming a copy of the set just made, so the copies there are bounded by the same rule.
     type: int
     default: 5
   protected_paths:
@@ -154,13 +162,13 @@ kept_copies:
   elements: str
   sample: [/opt/ekm/keystore/EKMKeys.jck.20260102T030405123456Z.bak]
 created:
-  description: Whether a new set was made (in check mode, whether one would be).
+  description: Whether a new set was made (in check mode, whether one would be). Always V(false) with O(verified_set).
   returned: always
   type: bool
   sample: true
 set_path:
   description: The set that holds the current files, the new one or the unchanged newest one. In check mode with
-    changes, V(null).
+    changes, V(null). With O(verified_set), that set.
   returned: always
   type: str
   sample: /srv/ekm-backup/dc1/ekm1/20260131T120000Z
@@ -182,7 +190,7 @@ manifest:
     keystore: {file: EKMKeys.jck, count: 512, digest: 0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0,
                ranges: [DCA001-200]}
 sets:
-  description: Paths of the verified sets of this host after the run, newest first.
+  description: Paths of the verified sets of this host after the run, newest first. Empty with O(verified_set).
   returned: always
   type: list
   elements: str
@@ -230,24 +238,50 @@ def bound_copies(module, paths, result):
         return [], []
 
 
+def bound_copies_with_set(module, paths):
+    """O(verified_set): bound the copies beside the files with a set made elsewhere; no set is made."""
+    p = module.params
+    set_path = p['verified_set']
+    try:
+        manifest = _backup.verify_set(set_path, p['password'])[0]
+    except _backup.BackupError as exc:
+        module.fail_json(msg='%s No copy beside the EKM files was removed.' % exc)
+    result = {'created': False, 'set_path': set_path, 'manifest': _backup.public_manifest(manifest), 'sets': [],
+              'pruned': [], 'invalid_sets': [], 'removed_leftovers': [], 'removed_copies': [], 'kept_copies': []}
+    if p['keep_copies'] is not None and not module.check_mode:
+        set_keystore = os.path.join(set_path, manifest['keystore']['file'])
+        try:
+            result['removed_copies'], result['kept_copies'] = _copies.prune_beside_backup(
+                paths, p['keep_copies'], p['password'], set_keystore)
+        except _files.FileError as exc:
+            module.fail_json(msg='The copies beside the EKM files were not pruned: %s' % exc)
+    module.exit_json(changed=bool(result['removed_copies']), **result)
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             _backup.FILE_OPTIONS,
             password=dict(type='str', required=True, no_log=True),
-            dest=dict(type='path', required=True),
-            site=dict(type='str', required=True),
-            host=dict(type='str', required=True),
+            dest=dict(type='path'),
+            site=dict(type='str'),
+            host=dict(type='str'),
             keep=dict(type='int'),
             keep_copies=dict(type='int', default=_copies.DEFAULT_KEEP),
             protected_paths=dict(type='list', elements='path', default=[]),
+            verified_set=dict(type='path'),
         ),
+        required_one_of=[('dest', 'verified_set')],
+        mutually_exclusive=[('dest', 'verified_set'), ('keep', 'verified_set')],
+        required_by={'dest': ('site', 'host')},
         supports_check_mode=True,
     )
     p = module.params
     if p['keep_copies'] is not None and p['keep_copies'] < 0:
         module.fail_json(msg='keep_copies must be 0 or more; got %d. Nothing was backed up.' % p['keep_copies'])
     paths = _backup.file_paths(p)
+    if p['verified_set']:
+        bound_copies_with_set(module, paths)
     try:
         result = _backup.backup(paths, p['password'], p['dest'], p['site'], p['host'], keep=p['keep'],
                                 protected_paths=p['protected_paths'], check_mode=module.check_mode)

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 
 import pytest
 
@@ -235,3 +236,61 @@ def test_a_copy_that_does_not_parse_stays_and_null_removes_nothing(home, dest):
     assert res['kept_copies'] == [bad] and sorted(res['removed_copies']) == sorted(configs)
     res = run_module(backup_module.main, args(home, dest, keep_copies=-1), expect_fail=True)
     assert 'keep_copies must be 0 or more' in res['msg']
+
+
+# --- verified_set: the copies on an EKM host whose sets are made on the controller -------------------------------
+
+def set_copy_args(home, set_copy, **kw):
+    base = {k: v for k, v in args(home, 'unused').items() if k not in ('dest', 'site', 'host')}
+    base['verified_set'] = str(set_copy)
+    base.update(kw)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def test_copies_are_bounded_with_a_copy_of_a_set_made_elsewhere(home, dest, tmp_path):
+    keystore = str(home / 'EKMKeys.jck')
+    keystores = old_copies(home, 'EKMKeys.jck', 5)
+    # The oldest copy holds a key that the keystore lacks now (what a restore with allow_key_loss keeps).
+    with open(keystore, 'rb') as f:
+        current = f.read()
+    add_key(keystore, 'lost1')
+    os.replace(keystore, keystores[0])
+    with open(keystore, 'wb') as f:
+        f.write(current)
+    configs = old_copies(home, 'KeyManagerConfig.properties', 4)
+    made = run_module(backup_module.main, args(home, dest, keep_copies=None, protected_paths=[str(tmp_path / 'x')]))
+    # The set made elsewhere (the controller), copied to this host as the backup role does it.
+    set_copy = tmp_path / 'set-copy'
+    shutil.copytree(made['set_path'], str(set_copy))
+    before = listing(dest)
+    res = run_module(backup_module.main, set_copy_args(home, set_copy, keep_copies=2))
+    assert res['changed'] is True and res['created'] is False and res['set_path'] == str(set_copy)
+    # Configuration copies go by age; keystore copies only when the keystore and the set hold their entries.
+    assert sorted(res['removed_copies']) == sorted(configs[:2] + keystores[1:3])
+    assert res['kept_copies'] == [keystores[0]] and os.path.exists(keystores[0])
+    assert all(not os.path.exists(c) for c in res['removed_copies'])
+    assert listing(dest) == before  # no set was made or pruned
+    again = run_module(backup_module.main, set_copy_args(home, set_copy, keep_copies=2))
+    assert again['changed'] is False and again['removed_copies'] == [] and again['kept_copies'] == [keystores[0]]
+    checked = run_module(backup_module.main, set_copy_args(home, set_copy, keep_copies=0), check_mode=True)
+    assert checked['changed'] is False and checked['removed_copies'] == []
+
+
+def test_a_set_copy_that_fails_verification_removes_nothing(home, dest, tmp_path):
+    made = run_module(backup_module.main, args(home, dest))
+    set_copy = tmp_path / 'set-copy'
+    shutil.copytree(made['set_path'], str(set_copy))
+    configs = old_copies(home, 'KeyManagerConfig.properties', 4)
+    (set_copy / 'KeyGroups.xml').write_bytes(b'<keyGroups>altered</keyGroups>\n')
+    res = run_module(backup_module.main, set_copy_args(home, set_copy, keep_copies=1), expect_fail=True)
+    assert 'cannot be used' in res['msg'] and 'No copy beside the EKM files was removed.' in res['msg']
+    assert all(os.path.exists(c) for c in configs)
+
+
+def test_verified_set_and_dest_exclude_each_other(home, dest, tmp_path):
+    res = run_module(backup_module.main, args(home, dest, verified_set=str(tmp_path)), expect_fail=True)
+    assert 'mutually exclusive' in res['msg']
+    res = run_module(backup_module.main, set_copy_args(home, tmp_path, verified_set=None), expect_fail=True)
+    assert 'one of the following is required: dest, verified_set' in res['msg']
+    res = run_module(backup_module.main, args(home, dest, site=None), expect_fail=True)
+    assert 'missing parameter(s) required by \'dest\': site' in res['msg']
