@@ -17,7 +17,7 @@ import yaml
 
 import ansible_collections.tapecrypt.ekm as collection
 from ansible_collections.tapecrypt.ekm.plugins.module_utils import _jceks
-from ansible_collections.tapecrypt.ekm.tests.unit.plugins.keystores import FAST, write_keystore
+from ansible_collections.tapecrypt.ekm.tests.unit.plugins.keystores import write_keystore
 
 COLLECTIONS_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(collection.__path__[0])))
 PLAYBOOK = [sys.executable, '-m', 'ansible.cli.playbook']
@@ -83,8 +83,8 @@ def test_controller_backups_bound_the_copies_on_the_host(tmp_path):
     assert os.path.exists(ks_copies[0]) and all(not os.path.exists(c) for c in copies['removed_copies'])
     assert _jceks.load(open(ks_copies[0], 'rb').read(), PW).aliases()[-1] == 'dca000000000000000005'
     # No copy of the set is left beside the keystore.
-    assert sorted(os.listdir(home / 'keystore')) == sorted(os.path.basename(p) for p in [str(keystore)] + ks_copies
-                                                            if os.path.exists(p))
+    left = [os.path.basename(p) for p in [str(keystore)] + ks_copies if os.path.exists(p)]
+    assert sorted(os.listdir(home / 'keystore')) == sorted(left)
 
     again, recap, log = run_role(tmp_path, ekm_backup_keep_copies=3)
     assert 'changed=0' in recap, log

@@ -659,16 +659,20 @@ def test_a_full_disk_before_the_renames_names_the_file_and_changes_nothing(synce
     before = snapshot(synced.r)
     real_write, real_install = os.write, _sync.install
     failed_at = []
-    for nth in range(1, 50):
+    def full_at(nth):
         writes = []
 
-        def write(fd, data, nth=nth, writes=writes):
+        def write(fd, data):
             writes.append(fd)
             if len(writes) == nth:
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             return real_write(fd, data)
+        return write
 
-        def install(*args, **kw):
+    for nth in range(1, 50):
+        write = full_at(nth)
+
+        def install(*args, write=write, **kw):
             monkeypatch.setattr(os, 'write', write)
             try:
                 return real_install(*args, **kw)
@@ -685,7 +689,7 @@ def test_a_full_disk_before_the_renames_names_the_file_and_changes_nothing(synce
                                 'the sync again.'), message
         assert str(synced.r) in message, message
         assert snapshot(synced.r) == before, message
-        failed_at.append(message.split(':')[0])
+        failed_at.append(message.split(':', maxsplit=1)[0])
     monkeypatch.setattr(_sync, 'install', real_install)
     # Each staged file, each backup copy and the journal was a place where the disk ran full.
     assert len(failed_at) == 7, failed_at
