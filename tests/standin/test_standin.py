@@ -40,15 +40,7 @@ KEY_SET = 'DCA001-003'
 
 # ----------------------------------------------------------------------------------------- fixtures
 
-@pytest.fixture(scope='session')
-def archive(tmp_path_factory):
-    return sf.build_archive(tmp_path_factory.mktemp('standin-build'))
-
-
-@pytest.fixture(scope='session')
-def home(archive, tmp_path_factory):
-    return sf.install_archive(archive, tmp_path_factory.mktemp('standin-install'))
-
+# archive, home and start: conftest.py (shared with test_standin_ibm.py).
 
 @pytest.fixture(scope='session')
 def keystores(tmp_path_factory):
@@ -81,20 +73,6 @@ def site(tmp_path, keystores):
         shutil.copyfile(keystores[keystore], directory / 'keystore' / 'EKMKeys.jck')
         return sf.write_site_config(directory, 'keystore/EKMKeys.jck', PASSWORD, key_set, overrides, **kwargs)
     return make
-
-
-@pytest.fixture
-def start(home):
-    """Starts stand-ins that are always stopped afterwards, whatever the test did."""
-    servers = []
-
-    def run(config):
-        server = sf.StandinServer(home, config)
-        servers.append(server)
-        return server.start()
-    yield run
-    for server in servers:
-        server.stop()
 
 
 def served_keys_hex(server, aliases):

@@ -32,24 +32,7 @@ PASSWORD = 'standin-store-pw'
 ALIASES = sf.sequential_aliases('DCA', 1, 3)
 KEY_SET = 'DCA001-003'
 
-
-@pytest.fixture(scope='module')
-def home(tmp_path_factory):
-    archive = sf.build_archive(tmp_path_factory.mktemp('standin-build'))
-    return sf.install_archive(archive, tmp_path_factory.mktemp('standin-install'))
-
-
-@pytest.fixture
-def start(home):
-    servers = []
-
-    def run(config):
-        server = sf.StandinServer(home, config)
-        servers.append(server)
-        return server.start()
-    yield run
-    for server in servers:
-        server.stop()
+# home (the stand-in built once per session) and start: conftest.py.
 
 
 def write_ibm_keystore(path, keys, password=PASSWORD, key_password=None):
