@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import os
 import stat
-import tempfile
 
 import pytest
 
 from ansible_collections.tapecrypt.ekm.plugins.module_utils import _jceks, _keystore, _pkcs12
 from ansible_collections.tapecrypt.ekm.plugins.modules import keystore as keystore_module
+from ansible_collections.tapecrypt.ekm.tests.unit.plugins.module_utils.keytool_standin import private_tempdir
 from ansible_collections.tapecrypt.ekm.tests.unit.plugins.modules.module_runner import run_module
 
 PW = 'interop-store-pass'
@@ -19,10 +19,7 @@ PW = 'interop-store-pass'
 
 @pytest.fixture(autouse=True)
 def private_tmp(tmp_path, monkeypatch):
-    where = tmp_path / 'tmp'
-    where.mkdir()
-    monkeypatch.setattr(tempfile, 'tempdir', str(where))
-    return where
+    return private_tempdir(tmp_path, monkeypatch)
 
 
 def our_fingerprints(path, key_password=PW):

@@ -10,10 +10,19 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 
 from ansible_collections.tapecrypt.ekm.plugins.module_utils import _jceks, _keystore, _pkcs12
 
 FAST = 1000
+
+
+def private_tempdir(tmp_path, monkeypatch):
+    """Send the temporary directories of the code under test to ``tmp_path/tmp``, so that leftovers can be seen."""
+    where = tmp_path / 'tmp'
+    where.mkdir()
+    monkeypatch.setattr(tempfile, 'tempdir', str(where))
+    return where
 
 
 def _arg(argv, name):

@@ -5,12 +5,11 @@
 from __future__ import annotations
 
 import os
-import tempfile
 
 import pytest
 
 from ansible_collections.tapecrypt.ekm.plugins.module_utils import _jceks, _keystore, _keytool
-from ansible_collections.tapecrypt.ekm.tests.unit.plugins.module_utils.keytool_standin import FAST, KeytoolStandin
+from ansible_collections.tapecrypt.ekm.tests.unit.plugins.module_utils.keytool_standin import FAST, KeytoolStandin, private_tempdir
 
 PW = 'store-pass-1'
 KP = 'key-pass-2'
@@ -18,11 +17,7 @@ KP = 'key-pass-2'
 
 @pytest.fixture(autouse=True)
 def private_tmp(tmp_path, monkeypatch):
-    """Temporary directories of the code under test go here, so that leftovers can be seen."""
-    where = tmp_path / 'tmp'
-    where.mkdir()
-    monkeypatch.setattr(tempfile, 'tempdir', str(where))
-    return where
+    return private_tempdir(tmp_path, monkeypatch)
 
 
 def aliases(n, prefix='dca'):
