@@ -659,6 +659,7 @@ def test_a_full_disk_before_the_renames_names_the_file_and_changes_nothing(synce
     before = snapshot(synced.r)
     real_write, real_install = os.write, _sync.install
     failed_at = []
+
     def full_at(nth):
         writes = []
 
