@@ -4,12 +4,10 @@
 """Run tapecrypt.ekm code in a child process and kill it: at a named fault point of ``_files`` or after a delay."""
 from __future__ import annotations
 
-import multiprocessing
 import os
 import random
 import signal
 import time
-import traceback
 
 import pytest
 
@@ -17,7 +15,6 @@ from ansible.module_utils import basic
 
 from ansible_collections.tapecrypt.ekm.plugins.module_utils import _files, _jceks
 from ansible_collections.tapecrypt.ekm.tests.unit.plugins.modules import module_runner
-from ansible_collections.tapecrypt.ekm.tests.unit.plugins.modules.module_runner import ModuleExit
 
 PW = 'Fault-Suite-Store-PW'
 FAST = 20  # PBE iterations: the suite is about files, not about sealing speed
@@ -25,47 +22,22 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 RNG = random.Random(int(os.environ.get('TAPECRYPT_FAULT_SEED', '8')))
 
 
-def _child(conn, fn, args, point):
-    try:
+def run(fn, *args, point=None, kill_after=None, timeout=120):
+    """``fn(*args)`` in a forked child. Returns ``(outcome, value)``: 'ok', 'failed' (a module's fail_json),
+    'error' (an exception), 'killed' (SIGKILL, from the fault point or after ``kill_after`` seconds) or 'hung'."""
+    def arm():
         if point:
             # In a forked child: the same switch TAPECRYPT_FAULT_POINT sets at import (test_env_switch proves that).
             _files._FAULT = point
             _files._FAULT_SEEN.clear()
-        conn.send(('ok', fn(*args)))
-    except ModuleExit as done:
-        conn.send(('failed' if done.failed else 'ok', done.result))
-    except BaseException:  # pylint: disable=broad-except
-        conn.send(('error', traceback.format_exc()))
-    finally:
-        conn.close()
-        os._exit(0)
 
-
-def run(fn, *args, point=None, kill_after=None, timeout=120):
-    """``fn(*args)`` in a forked child. Returns ``(outcome, value)``: 'ok', 'failed' (a module's fail_json),
-    'error' (an exception), 'killed' (SIGKILL, from the fault point or after ``kill_after`` seconds) or 'hung'."""
-    ctx = multiprocessing.get_context('fork')
-    parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(child, fn, args, point))
-    proc.start()
-    child.close()
-    if kill_after is not None:
-        time.sleep(kill_after)
-        if proc.is_alive():
-            os.kill(proc.pid, signal.SIGKILL)
-    ready = parent.poll(timeout)
-    if not ready:
-        proc.kill()
-        proc.join()
-        return 'hung', None
-    try:
-        outcome = parent.recv()
-    except EOFError:
-        outcome = None
-    proc.join()
-    if proc.exitcode == -signal.SIGKILL and outcome is None:
-        return 'killed', None
-    return outcome or ('error', 'no answer, exit code %s' % proc.exitcode)
+    kind, value = module_runner.fork_call(fn, args, prepare=arm, kill_after=kill_after, timeout=timeout)
+    if kind == 'exit':
+        failed, result = value
+        return ('failed' if failed else 'ok'), result
+    if kind == 'killed':
+        return ('killed', None) if value == -signal.SIGKILL else ('error', 'no answer, exit code %s' % value)
+    return kind, value
 
 
 def call_module(main, args, check_mode=False):

@@ -5,6 +5,11 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
+import signal
+import time
+import traceback
 
 import pytest
 
@@ -66,3 +71,46 @@ def run_module(main, args, check_mode=False, diff=False, expect_fail=False):
     finally:
         mp.undo()
     raise AssertionError('module returned without exit_json/fail_json')
+
+
+def _fork_child(conn, fn, args, prepare):
+    try:
+        if prepare is not None:
+            prepare()
+        conn.send(('ok', fn(*args)))
+    except ModuleExit as done:
+        conn.send(('exit', (done.failed, done.result)))
+    except BaseException:  # pylint: disable=broad-except
+        conn.send(('error', traceback.format_exc()))
+    finally:
+        conn.close()
+        os._exit(0)
+
+
+def fork_call(fn, args=(), prepare=None, kill_after=None, timeout=20):
+    """``fn(*args)`` in a forked child, after ``prepare()`` there. Returns ``(kind, value)``.
+
+    Kinds: 'ok' (the return value), 'exit' (a module's exit_json or fail_json: ``(failed, result)``),
+    'error' (a traceback), 'killed' (no answer; the value is the child's exit code, ``-SIGKILL`` when
+    it was killed) and 'hung' (no answer within ``timeout`` seconds; the child is then killed).
+    ``kill_after``: SIGKILL the child after so many seconds.
+    """
+    ctx = multiprocessing.get_context('fork')
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_fork_child, args=(child, fn, args, prepare))
+    proc.start()
+    child.close()
+    if kill_after is not None:
+        time.sleep(kill_after)
+        if proc.is_alive():
+            os.kill(proc.pid, signal.SIGKILL)
+    if not parent.poll(timeout):
+        proc.kill()
+        proc.join()
+        return 'hung', None
+    try:
+        outcome = parent.recv()
+    except EOFError:
+        outcome = None
+    proc.join()
+    return outcome or ('killed', proc.exitcode)

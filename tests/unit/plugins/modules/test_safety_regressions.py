@@ -14,7 +14,6 @@ import os
 import pwd
 import resource
 import stat
-import traceback
 
 import pytest
 
@@ -23,7 +22,7 @@ from ansible_collections.tapecrypt.ekm.plugins.modules import config as config_m
 from ansible_collections.tapecrypt.ekm.plugins.modules import keystore as keystore_module
 from ansible_collections.tapecrypt.ekm.plugins.modules import keystore_info as info_module
 from ansible_collections.tapecrypt.ekm.plugins.modules import restore as restore_module
-from ansible_collections.tapecrypt.ekm.tests.unit.plugins.modules.module_runner import ModuleExit, run_module
+from ansible_collections.tapecrypt.ekm.tests.unit.plugins.modules.module_runner import fork_call, run_module
 
 PW = 'Regr3ssion-Store-PW'
 FAST = 10
@@ -40,37 +39,17 @@ def aliases_in(path, password=PW):
         return set(_jceks.load(f.read(), password).aliases())
 
 
-def _child(conn, fn, args):
-    try:
-        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
-        conn.send(('ok', fn(*args)))
-    except ModuleExit as done:
-        conn.send(('exit', done.result))
-    except BaseException:  # pylint: disable=broad-except
-        conn.send(('error', traceback.format_exc()))
-    finally:
-        conn.close()
-        os._exit(0)
+def _limit_memory():
+    resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
 
 
 def in_child(fn, *args, timeout=20):
-    """Run ``fn(*args)`` in a forked child; ``(kind, value)``, kind 'ok', 'exit' (a module's result), 'error',
-    'killed' (it died without an answer) or 'hung'."""
-    ctx = multiprocessing.get_context('fork')
-    parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(child, fn, args))
-    proc.start()
-    child.close()
-    if not parent.poll(timeout):
-        proc.kill()
-        proc.join()
-        return 'hung', None
-    try:
-        outcome = parent.recv()
-    except EOFError:
-        outcome = ('killed', None)
-    proc.join()
-    return outcome
+    """Run ``fn(*args)`` in a forked child with 2 GiB of address space; ``(kind, value)``, kind 'ok', 'exit' (a
+    module's result), 'error', 'killed' (it died without an answer) or 'hung'."""
+    kind, value = fork_call(fn, args, prepare=_limit_memory, timeout=timeout)
+    if kind == 'exit':
+        return kind, value[1]
+    return kind, (None if kind == 'killed' else value)
 
 
 def module_in_child(main, args, **kw):
