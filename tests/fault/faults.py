@@ -32,9 +32,8 @@ def run(fn, *args, point=None, kill_after=None, timeout=120):
             _files._FAULT_SEEN.clear()
 
     kind, value = module_runner.fork_call(fn, args, prepare=arm, kill_after=kill_after, timeout=timeout)
-    if kind == 'exit':
-        failed, result = value
-        return ('failed' if failed else 'ok'), result
+    if kind == 'exit':  # value: (failed, result)
+        return ('failed' if value[0] else 'ok'), value[1]
     if kind == 'killed':
         return ('killed', None) if value == -signal.SIGKILL else ('error', 'no answer, exit code %s' % value)
     return kind, value
