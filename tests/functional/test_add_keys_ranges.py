@@ -92,3 +92,14 @@ def test_anything_else_fails_clearly_before_anything_changes(run, ranges):
     assert seeds == {}, log  # the run stopped in the first play
     assert "ekm_add_key_ranges must be a list of ranges" in log and 'Nothing was changed.' in log
     assert "EKM's range syntax" in log
+
+
+@pytest.mark.parametrize('ranges, fragment', [
+    (['DCA2FF-201'], 'below the first counter'),
+    (['DCA100-2FF'], 'overlap'),
+    (['XX1-2'], 'ekm_seed.key_ranges[1]'),
+])
+def test_a_range_that_is_not_usable_stops_the_first_play(run, ranges, fragment):
+    rc, seeds, log = run(ranges)
+    assert rc != 0 and seeds == {}, log
+    assert 'The key ranges of this run' in log and fragment in log and 'Nothing was changed.' in log, log
