@@ -658,6 +658,7 @@ class RestorePlan:
         self.after_ranges = []
         self.before_count = None
         self.after_count = 0
+        self.set_aliases = []    # the secret-key aliases of the set's keystore
         self.warnings = []
         # Set when the restore would lose keys without allow_key_loss: the plan is complete, applying it is refused.
         self.refusal = None
@@ -717,6 +718,7 @@ def plan_restore(set_path, targets, password, allow_key_loss=False, owner=None):
             plan.files.append(_planned_file(kind, name, target, data[name], manifest['files'][name]['sha256']))
     plan.after_ranges = secret_ranges(set_keystore)
     plan.after_count = len(set_keystore.entries)
+    plan.set_aliases = [e.alias for e in set_keystore.entries if e.kind == 'secret']
     ks_file = [f for f in plan.files if f['kind'] == 'keystore'][0]
     if ks_file['current'] is not None:
         _compare_keystores(plan, ks_file, set_keystore, password, allow_key_loss)

@@ -110,6 +110,20 @@ options:
         they remain in the pre-restore copy.
     type: bool
     default: false
+  ledger_aliases:
+    description:
+      - Key aliases that cartridges need, according to the key-usage ledger (M(tapecrypt.ekm.ledger) with
+        O(tapecrypt.ekm.ledger#module:list_aliases=true)). A set that lacks any of them is refused, naming them, even
+        on a server without a keystore, where nothing else could object.
+    type: list
+    elements: str
+    default: []
+  allow_cartridge_key_loss:
+    description:
+      - Restore even when the set lacks aliases of O(ledger_aliases). Independent of O(allow_key_loss), which is about
+        the keys of the current keystore.
+    type: bool
+    default: false
   backup:
     description:
       - Keep every file that is replaced as a copy beside it, C(<path>.<UTC timestamp>.bak), written and flushed
@@ -196,6 +210,12 @@ aliases_replaced:
   returned: when the set was verified
   type: list
   elements: str
+ledger_aliases_missing:
+  description: Aliases of O(ledger_aliases) (keys that cartridges need) that the set lacks.
+  returned: when the set was verified
+  type: list
+  elements: str
+  sample: [dca000000000000000007]
 aliases_gained:
   description: Aliases the set holds that the current keystore lacks.
   returned: when the set was verified
@@ -242,7 +262,7 @@ removed_stray_files:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.tapecrypt.ekm.plugins.module_utils import _backup, _copies, _files
+from ansible_collections.tapecrypt.ekm.plugins.module_utils import _backup, _copies, _files, _ledger
 
 
 def plan_result(plan):
@@ -271,6 +291,8 @@ ARGUMENT_SPEC = dict(
     set=dict(type='str', default='latest'),
     password=dict(type='str', required=True, no_log=True),
     allow_key_loss=dict(type='bool', default=False),
+    ledger_aliases=dict(type='list', elements='str', default=[], no_log=False),
+    allow_cartridge_key_loss=dict(type='bool', default=False),
     backup=dict(type='bool', default=True),
     keep_copies=dict(type='int', default=_copies.DEFAULT_KEEP),
 )
@@ -294,8 +316,15 @@ def main():
                                     owner=(p['site'], p['host'], p['from_host']))
     except (_backup.BackupError, _files.FileError) as exc:
         module.fail_json(msg=str(exc), changed=bool(earlier.get('recovered')), **earlier)
+    missing, ledger_refusal = _ledger.restore_refusal(plan.set_path, plan.set_aliases, p['ledger_aliases'],
+                                                      p['allow_cartridge_key_loss'])
     result = plan_result(plan)
-    result.update(earlier)
+    result.update(earlier, ledger_aliases_missing=missing)
+    if ledger_refusal:
+        plan.refusal = ' '.join(part for part in (plan.refusal, ledger_refusal) if part)
+    elif missing:
+        plan.warnings.append('allow_cartridge_key_loss is true: the set lacks keys that cartridges need (%s).'
+                             % ', '.join(missing[:10]))
     if plan.refusal:
         module.fail_json(msg=plan.refusal, **result)
     result['changed'] = bool(plan.changed_names or earlier.get('recovered'))

@@ -48,6 +48,10 @@ options:
     type: list
     elements: str
     default: []
+  service:
+    description: Check the service (process and port). With V(false) RV(service) is not returned.
+    type: bool
+    default: true
   check_process:
     description:
       - Look for the EKM process, a process with O(process_match) as one of its command-line arguments. With V(false)
@@ -147,7 +151,7 @@ EXAMPLES = r'''
 RETURN = r'''
 service:
   description: Whether EKM runs and serves.
-  returned: always
+  returned: when O(service=true)
   type: dict
   contains:
     state:
@@ -311,6 +315,7 @@ def main():
             config_path=dict(type='path', required=True),
             expected_settings=dict(type='dict', default={}),
             ignore_settings=dict(type='list', elements='str', default=[]),
+            service=dict(type='bool', default=True),
             check_process=dict(type='bool', default=True),
             process_match=dict(type='str'),
             probe_address=dict(type='str', default='127.0.0.1'),
@@ -335,7 +340,9 @@ def main():
         module.fail_json(msg=f"limit must be at least 1, not {p['limit']}")
     try:
         settings = si.read_config(p['config_path'])
-        result = {'changed': False, 'service': _service(p, settings)}
+        result = {'changed': False}
+        if p['service']:
+            result['service'] = _service(p, settings)
         drift = si.config_drift(settings, p['expected_settings'], set(p['ignore_settings']))
         result['config'] = {'path': p['config_path'], 'exists': settings is not None, 'drift': drift, 'in_sync': not drift}
         if p['audit']:

@@ -164,7 +164,9 @@ def write_inventory(archive, sha256, key_ranges, dialect='sunjce'):
     for host in (PRIMARY, REDUNDANT):
         hosts[host] = {
             'ekm_home': home(host),
-            'ekm_host_settings': {'TransportListener.tcp.port': PORTS[host], 'TransportListener.ssl.port': PORTS[host] + 100},
+            'ekm_host_settings': {'TransportListener.tcp.port': PORTS[host], 'TransportListener.ssl.port': PORTS[host] + 100,
+                                  # A 1 KB metadata file rotates every few cartridges, as a busy library's does.
+                                  'Audit.metadata.file.size': 1},
         }
     inventory = {'all': {'vars': common, 'children': {
         'ekm': {'children': {
@@ -370,6 +372,9 @@ def run_story(dialect):
     recap, _out = playbook(inventory, 'playbooks/backup.yml')
     print('   second run: %s; sets: %s' % (changed(recap), ', '.join('%s %d' % (h, count_sets(h)) for h in (PRIMARY, REDUNDANT))))
 
+    step('5a. the key-usage ledger: cartridges with VolSers, playbooks/collect_ledger.yml between metadata rotations')
+    report['ledger'] = ledger_story(inventory)
+
     step('6. the primary is lost: its EKM stops; every cartridge is read back through the redundant EKM')
     print('   ' + ekmctl(PRIMARY, 'stop').stdout.strip().splitlines()[-1])
     ok, total = read_all(REDUNDANT)
@@ -399,6 +404,37 @@ def run_story(dialect):
         f.write('\n')
     print('\n== report: %s' % os.path.join(DEMO, 'report.json'))
     print(json.dumps(report, indent=2, sort_keys=True))
+
+
+def ledger_story(inventory):
+    """Ten cartridges in three batches, the ledger collected after each; EKM's metadata rotates away the old records."""
+    from ansible_collections.tapecrypt.ekm.plugins.module_utils import _ekm_records, _ledger  # pylint: disable=import-outside-toplevel
+    os.makedirs(os.path.join(DEMO, 'ledger-cartridges'), exist_ok=True)
+    metadata = os.path.join(home(PRIMARY), 'metadata', 'ekm_metadata.xml')
+    written, inodes = {}, set()
+    for first, count in ((0, 4), (4, 3), (7, 3)):
+        for i in range(first, first + count):
+            path = os.path.join(DEMO, 'ledger-cartridges', 'VOL%03d.cart' % i)
+            result = tapeclient.write_cartridge(('127.0.0.1', PORTS[PRIMARY]), 'DRIVE01', path, b'ledger demo',
+                                                volser='VOL%03d' % i, wwn='57574E414D453031')
+            written['VOL%03d' % i] = result['alias']
+            inodes.add(os.stat(metadata).st_ino)
+        recap, _out = playbook(inventory, 'playbooks/collect_ledger.yml')
+    kept = {r['volser'] for r in _ekm_records.read_metadata(metadata)['records']} & set(written)
+    copies = {'controller': os.path.join(DEMO, 'ekm-ledger', 'demo-key-ledger.jsonl'),
+              'backup': os.path.join(DEMO, 'backup', 'demo-key-ledger.jsonl')}
+    found = {}
+    for where, path in copies.items():
+        ledger = _ledger.Ledger.load(path)
+        found[where] = {v: ledger.aliases_for_volser(v) for v in written}
+        if any(found[where][v] != [alias] for v, alias in written.items()) or _ledger.verify_checksum(path):
+            raise SystemExit('the ledger %s lacks cartridges or their aliases: %s' % (path, found[where]))
+    print('   10 cartridges VOL000-VOL009 written; the metadata file rotated %d times and now holds %d of them'
+          % (len(inodes) - 1, len(kept)))
+    print('   the ledger (%s) and its copy on the backup medium list all 10; VOL004 needs %s; last run: %s'
+          % (copies['controller'], found['controller']['VOL004'][0], changed(recap)))
+    return {'cartridges': len(written), 'rotations': len(inodes) - 1, 'in_metadata_files': len(kept),
+            'in_ledger': len(found['controller']), 'in_backup_copy': len(found['backup'])}
 
 
 def compress_aliases(aliases):

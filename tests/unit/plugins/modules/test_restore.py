@@ -478,3 +478,31 @@ def test_copies_of_restored_files_are_bounded_but_the_key_losing_copy_stays(serv
     assert os.path.exists(res['backup_files']['KeyManagerConfig.properties']) and os.path.exists(old_config[3])
     assert os.path.exists(old_keystore) and os.path.exists(res['backup_files']['EKMKeys.jck'])
     assert sorted(unseal_all(res['backup_files']['EKMKeys.jck'])) == ['dca%018x' % n for n in range(1, 6)]
+
+
+# --- the key-usage ledger ---------------------------------------------------------------------------------------
+
+
+def test_a_rebuilt_server_refuses_a_set_lacking_an_alias_cartridges_need(server):
+    set_path = server.backup()                     # keys 1-3
+    for path in server.paths.values():
+        os.unlink(path)                            # a rebuilt host: no keystore, so only the ledger can object
+    needed = ['DCA000000000000000002', 'dca000000000000000007', 'dca000000000000000009']
+    res = restore(server, expect_fail=True, ledger_aliases=needed)
+    assert res['msg'].startswith(f'The backup set {set_path} lacks 2 key alias(es) that cartridges need, according to the '
+                                 'key-usage ledger: dca000000000000000007, dca000000000000000009.')
+    assert 'allow_cartridge_key_loss' in res['msg'] and res['ledger_aliases_missing'] == needed[1:]
+    assert not os.listdir(str(server.home / 'keystore')), 'nothing was restored'
+    assert restore(server, expect_fail=True, ledger_aliases=needed, allow_key_loss=True)['ledger_aliases_missing'], \
+        'allow_key_loss is not the override for cartridge keys'
+
+    res = restore(server, ledger_aliases=needed, allow_cartridge_key_loss=True)
+    assert res['changed'] is True and res['ledger_aliases_missing'] == needed[1:]
+    assert os.path.exists(server.paths['keystore'])
+
+
+def test_a_set_holding_every_alias_the_ledger_names_restores(server):
+    server.backup()
+    os.unlink(server.paths['keystore'])
+    res = restore(server, ledger_aliases=['dca000000000000000001', 'dca000000000000000003'])
+    assert res['changed'] is True and res['ledger_aliases_missing'] == []
