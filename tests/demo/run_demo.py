@@ -276,6 +276,17 @@ def show(out, marker):
             return
 
 
+def show_safety(out):
+    """Print what the run's phase 4 found on the primary: served, staged and held back keys."""
+    for line in dict.fromkeys(re.findall(r'^\s*"((?:served|staged \(|held back)[^"]*)",?$', out, re.M)):
+        print('   ' + line)
+
+
+def key_set(host):
+    with open(os.path.join(home(host), 'KeyManagerConfig.properties'), encoding='utf-8') as f:
+        return re.search(r'^symmetricKeySet\s*=\s*(.*)$', f.read(), re.M).group(1).strip()
+
+
 def step(title):
     print('\n-- ' + title)
 
@@ -353,9 +364,21 @@ def run_story(dialect):
     written = write_cartridges(PRIMARY, 6, 'a')
     print('   wrote %d cartridges with keys %s' % (len(written), ', '.join(compress_aliases(w['alias'] for w in written))))
 
-    step('3. playbooks/add_keys.yml: a new range DMB001-038 on the primary, copied to the redundant in the same run')
-    recap, _out = playbook(inventory, 'playbooks/add_keys.yml', '-e', json.dumps({'ekm_add_key_ranges': both_ranges[1:]}))
-    print('   %s' % changed(recap))
+    step('3. playbooks/add_keys.yml: a new range DMB001-038, first with its backup phase switched off: it stays staged')
+    new_range = ['-e', json.dumps({'ekm_add_key_ranges': both_ranges[1:]})]
+    recap, out = playbook(inventory, 'playbooks/add_keys.yml', *new_range, '-e', 'ekm_add_keys_backup=false')
+    show_safety(out)
+    print('   %s; symmetricKeySet of %s: %s' % (changed(recap), PRIMARY, key_set(PRIMARY)))
+    _recap, out = playbook(inventory, 'playbooks/verify.yml', expect_fail=True)
+    print('   verify.yml fails: %s' % (re.search(r'KEYS STAGED: [^"]*', out).group(0)[:100] + '...'))
+    if key_set(PRIMARY) != 'DMA001-0C8':
+        raise SystemExit('keys that no verified backup set holds were served')
+    print('   the same command with the backup phase: the keys are backed up, then served')
+    recap, out = playbook(inventory, 'playbooks/add_keys.yml', *new_range)
+    show_safety(out)
+    print('   %s; symmetricKeySet of %s: %s' % (changed(recap), REDUNDANT, key_set(REDUNDANT)))
+    if key_set(PRIMARY) != key_set(REDUNDANT) or 'DMB' not in key_set(PRIMARY):
+        raise SystemExit('the new range, now safe, was not served on both servers')
     inventory = write_inventory(archive, sha256, both_ranges, dialect)  # and the seed now says so, for every later run
     written += write_cartridges(PRIMARY, 4, 'b')
     print('   wrote 4 more cartridges through the primary')
