@@ -184,7 +184,7 @@ def key_safety(asked, primary, redundants=None, backup=None):
 
 
 def _summary(serve, staged, held):
-    lines = ['served: %s' % (serve or 'nothing (no key is safe yet)')]
+    lines = ['served: %s' % (serve or 'no key is proven safe now; symmetricKeySet is left as it is')]
     if staged:
         lines.append('staged (in the keystore, served nowhere): %s' % ', '.join(_short(compress(staged))))
     for group in _grouped(held):

@@ -369,6 +369,7 @@ def run_story(dialect):
     recap, out = playbook(inventory, 'playbooks/add_keys.yml', *new_range, '-e', 'ekm_add_keys_backup=false')
     show_safety(out)
     print('   %s; symmetricKeySet of %s: %s' % (changed(recap), PRIMARY, key_set(PRIMARY)))
+    inventory = write_inventory(archive, sha256, both_ranges, dialect)  # and the seed now says so, for every later run
     _recap, out = playbook(inventory, 'playbooks/verify.yml', expect_fail=True)
     print('   verify.yml fails: %s' % (re.search(r'KEYS STAGED: [^"]*', out).group(0)[:100] + '...'))
     if key_set(PRIMARY) != 'DMA001-0C8':
@@ -379,7 +380,6 @@ def run_story(dialect):
     print('   %s; symmetricKeySet of %s: %s' % (changed(recap), REDUNDANT, key_set(REDUNDANT)))
     if key_set(PRIMARY) != key_set(REDUNDANT) or 'DMB' not in key_set(PRIMARY):
         raise SystemExit('the new range, now safe, was not served on both servers')
-    inventory = write_inventory(archive, sha256, both_ranges, dialect)  # and the seed now says so, for every later run
     written += write_cartridges(PRIMARY, 4, 'b')
     print('   wrote 4 more cartridges through the primary')
 

@@ -98,7 +98,7 @@ def test_no_verified_backup_set_holds_everything_back(site):
     result = key_safety('DCA001-200', info(site / 'primary.jck'), {'ekm2': info(site / 'ekm2.jck')}, None)
     assert result['serve'] == ''
     assert result['held_back'] == [{'aliases': ['DCA001-200'], 'why': ['no verified backup set of the primary']}]
-    assert result['summary'][0] == 'served: nothing (no key is safe yet)'
+    assert result['summary'][0] == 'served: no key is proven safe now; symmetricKeySet is left as it is'
 
 
 def test_a_redundant_without_keystore_or_unreadable(site):
