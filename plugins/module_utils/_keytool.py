@@ -11,8 +11,9 @@ own provider and iteration count. The range is cut into one part per CPU core, e
 PKCS#12 file, JVM and JCEKS store, run at the same time; the sealed entries are then taken byte for
 byte into the real keystore by the native JCEKS engine, which keeps every existing entry as it is.
 
-Everything temporary lives in a private directory (0700, files 0600) that is removed whatever
-happens. The PKCS#12 files are protected by a random one-time password; store and key passwords
+Everything temporary lives in a private directory beside the keystore (0700, files 0600, see
+``_files.private_workdir``) that is removed whatever happens, and by the next run under the
+keystore's lock when this one was killed. The PKCS#12 files are protected by a random one-time password; store and key passwords
 reach keytool through its environment (``-storepass:env``), never its command line.
 
 A JRE that cannot import PKCS#12 secret keys (old IBM JREs may not) is detected at run time: when
@@ -24,11 +25,9 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.tapecrypt.ekm.plugins.module_utils import _jceks, _keystore, _pkcs12
+from ansible_collections.tapecrypt.ekm.plugins.module_utils import _files, _jceks, _keystore, _pkcs12
 
 # A JVM start costs about as much as sealing a dozen keys: parts smaller than this are not worth one.
 MIN_KEYS_PER_JVM = 16
@@ -115,29 +114,28 @@ def _remove(path):
         pass
 
 
-def seal_batches(keytool, aliases, password, key_password, jvms):
-    """Entries for ``aliases`` sealed by the host's keytool, ``jvms`` at once; BatchError if one fails."""
+def seal_batches(keytool, aliases, password, key_password, jvms, beside):
+    """Entries for ``aliases`` sealed by the host's keytool, ``jvms`` at once; BatchError if one fails.
+
+    The files keytool works on lie in a private directory beside the keystore ``beside``, under its
+    lock (``_files.private_workdir``): a killed run's are removed by the next run.
+    """
     parts = split(list(aliases), jvms)
-    workdir = tempfile.mkdtemp(prefix='tapecrypt-keytool-')
-    try:
+    with _files.private_workdir(beside, 'keytool') as workdir:
         with ThreadPoolExecutor(max_workers=len(parts)) as pool:
             futures = [pool.submit(seal_part, keytool, workdir, 'part%d' % i, part, password, key_password)
                        for i, part in enumerate(parts)]
             results = [future.result() for future in futures]
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
     return [entry for part in results for entry in part]
 
 
-def can_import_pkcs12_secret_keys(keytool, password, key_password):
-    """The probe: can this keytool import one PKCS#12 secret key into JCEKS?"""
-    workdir = tempfile.mkdtemp(prefix='tapecrypt-probe-')
-    try:
-        seal_part(keytool, workdir, 'probe', [PROBE_ALIAS], password, key_password)
-    except BatchError:
-        return False
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+def can_import_pkcs12_secret_keys(keytool, password, key_password, beside):
+    """The probe: can this keytool import one PKCS#12 secret key into JCEKS? (Files as in seal_batches.)"""
+    with _files.private_workdir(beside, 'probe') as workdir:
+        try:
+            seal_part(keytool, workdir, 'probe', [PROBE_ALIAS], password, key_password)
+        except BatchError:
+            return False
     return True
 
 
@@ -150,9 +148,9 @@ def add_keys(keytool, path, keystore, data, aliases, password, key_password, pro
     """
     batch_runs = jvm_count(processes, len(aliases))
     try:
-        entries = seal_batches(keytool, aliases, password, key_password, batch_runs)
+        entries = seal_batches(keytool, aliases, password, key_password, batch_runs, path)
     except BatchError as exc:
-        if can_import_pkcs12_secret_keys(keytool, password, key_password):
+        if can_import_pkcs12_secret_keys(keytool, password, key_password, path):
             raise _keystore.KeystoreError('%s Nothing was changed.' % exc)
         new = _keystore.add_keytool(keytool, path, data, aliases, password, key_password)
         how = {'method': METHOD_PER_KEY, 'runs': batch_runs + 1 + len(aliases),

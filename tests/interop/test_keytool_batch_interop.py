@@ -73,6 +73,7 @@ def test_batches_into_a_keytool_made_keystore(tmp_path, jdk, java_keycheck, keyt
     modes = [line.split()[1] for line in text.splitlines() if line.startswith('mode ')]
     assert modes == ['600', '700', '600', '700']
     assert os.listdir(private_tmp) == []
+    assert [n for n in os.listdir(tmp_path) if n.startswith('.tapecrypt-')] == []  # keytool's work files went too
     again = run_module(keystore_module.main, dict(path=str(path), password=PW, backend='keytool', ranges=['KBA001-022']))
     assert again['changed'] is False
 
@@ -99,6 +100,7 @@ def test_falls_back_to_one_jvm_per_key_when_keytool_cannot_import_pkcs12_secret_
     assert log.read_text().count('-genseckey') == 3
     assert {a: v[0] for a, v in java_keycheck(path, PW).items()} == our_fingerprints(path)
     assert os.listdir(private_tmp) == []
+    assert [n for n in os.listdir(tmp_path) if n.startswith('.tapecrypt-')] == []  # keytool's work files went too
 
 
 def test_a_failed_batch_on_a_capable_jre_changes_nothing(tmp_path, jdk, private_tmp):
@@ -115,4 +117,5 @@ def test_a_failed_batch_on_a_capable_jre_changes_nothing(tmp_path, jdk, private_
     assert path.read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ['EKMKeys.jck', 'keytool', 'keytool.log', 'tmp']
     assert os.listdir(private_tmp) == []
+    assert [n for n in os.listdir(tmp_path) if n.startswith('.tapecrypt-')] == []  # keytool's work files went too
     assert stat.S_IMODE(path.stat().st_mode) == 0o600

@@ -20,6 +20,14 @@ def private_tmp(tmp_path, monkeypatch):
     return private_tempdir(tmp_path, monkeypatch)
 
 
+@pytest.fixture
+def ks_dir(tmp_path):
+    """The keystore's directory: keytool's work files lie beside the keystore, in a private directory."""
+    where = tmp_path / 'keystore'
+    where.mkdir()
+    return where
+
+
 def aliases(n, prefix='dca'):
     return ['%s%018x' % (prefix, i) for i in range(1, n + 1)]
 
@@ -45,12 +53,13 @@ def test_split_is_contiguous_and_even():
     assert _keytool.split([1], 4) == [[1]]
 
 
-def test_batch_adds_every_key_keeps_old_entries_and_cleans_up(private_tmp):
+def test_batch_adds_every_key_keeps_old_entries_and_cleans_up(private_tmp, ks_dir):
     standin = KeytoolStandin()
     store, data = existing_store()
     old = {e.alias: e.body for e in store.entries}
     wanted = aliases(40)
-    new, after, how = _keytool.add_keys(standin.keytool(), '/x/EKMKeys.jck', store, data, wanted, PW, KP, processes=2)
+    new, after, how = _keytool.add_keys(standin.keytool(), str(ks_dir / 'EKMKeys.jck'), store, data, wanted, PW, KP,
+                                        processes=2)
     assert how == {'method': 'importkeystore', 'runs': 2}
     reread = _jceks.load(new, PW)
     assert reread.aliases() == ['old1', 'old2'] + wanted and after.aliases() == reread.aliases()
@@ -59,12 +68,15 @@ def test_batch_adds_every_key_keeps_old_entries_and_cleans_up(private_tmp):
     # Two JVMs, each given half of the range in a private PKCS#12 file, which is gone now.
     assert [n for _m, _d, n in standin.sources] == [20, 20]
     assert all(mode == 0o600 and dirmode == 0o700 for mode, dirmode, _n in standin.sources)
-    assert os.listdir(private_tmp) == []
+    dest = standin.calls[0][0][standin.calls[0][0].index('-destkeystore') + 1]
+    assert os.path.dirname(os.path.dirname(dest)) == str(ks_dir)
+    assert os.path.basename(os.path.dirname(dest)).startswith('.tapecrypt-keytool-')
+    assert os.listdir(private_tmp) == [] and os.listdir(ks_dir) == []
 
 
-def test_passwords_travel_in_the_environment_only():
+def test_passwords_travel_in_the_environment_only(ks_dir):
     standin = KeytoolStandin()
-    _keytool.add_keys(standin.keytool(), '/x/k.jck', None, None, aliases(3), PW, KP)
+    _keytool.add_keys(standin.keytool(), str(ks_dir / 'k.jck'), None, None, aliases(3), PW, KP)
     assert len(standin.calls) == 1
     argv, env = standin.calls[0]
     transfer = env['TAPECRYPT_TP']
@@ -75,18 +87,17 @@ def test_passwords_travel_in_the_environment_only():
     assert {'-srcstorepass:env', '-deststorepass:env', '-destkeypass:env'} <= set(argv)
 
 
-def test_new_keystore_from_nothing():
-    new, after, how = _keytool.add_keys(KeytoolStandin().keytool(), '/x/k.jck', None, None, aliases(5), PW, PW)
+def test_new_keystore_from_nothing(ks_dir):
+    new, after, how = _keytool.add_keys(KeytoolStandin().keytool(), str(ks_dir / 'k.jck'), None, None, aliases(5), PW, PW)
     assert how['method'] == 'importkeystore' and after.aliases() == aliases(5)
     assert _jceks.load(new, PW).aliases() == aliases(5)
 
 
-def test_keytool_without_pkcs12_secret_keys_falls_back_to_one_jvm_per_key(private_tmp):
+def test_keytool_without_pkcs12_secret_keys_falls_back_to_one_jvm_per_key(private_tmp, ks_dir):
     standin = KeytoolStandin(pkcs12=False)
     store, data = existing_store()
     wanted = aliases(20)
-    keystore_dir = private_tmp.parent / 'keystore'
-    keystore_dir.mkdir()
+    keystore_dir = ks_dir
     new, after, how = _keytool.add_keys(standin.keytool(), str(keystore_dir / 'EKMKeys.jck'), store, data, wanted, PW, KP,
                                         processes=2)
     assert how['method'] == 'genseckey' and 'cannot import PKCS#12 secret keys' in how['reason']
@@ -104,18 +115,18 @@ def test_keytool_without_pkcs12_secret_keys_falls_back_to_one_jvm_per_key(privat
     assert os.listdir(private_tmp) == []
 
 
-def test_failed_batch_with_a_capable_keytool_is_an_error_and_changes_nothing(private_tmp):
+def test_failed_batch_with_a_capable_keytool_is_an_error_and_changes_nothing(private_tmp, ks_dir):
     standin = KeytoolStandin(fail_when='part1')
     store, data = existing_store()
     with pytest.raises(_keystore.KeystoreError, match='No space left on device.*Nothing was changed'):
-        _keytool.add_keys(standin.keytool(), '/x/EKMKeys.jck', store, data, aliases(40), PW, KP, processes=2)
+        _keytool.add_keys(standin.keytool(), str(ks_dir / 'EKMKeys.jck'), store, data, aliases(40), PW, KP, processes=2)
     # The probe said PKCS#12 works, so no key was made one by one; the caller's store is untouched.
     assert [argv[1] for argv, _env in standin.calls] == ['-importkeystore'] * 3
     assert store.aliases() == ['old1', 'old2']
-    assert os.listdir(private_tmp) == []
+    assert os.listdir(private_tmp) == [] and os.listdir(ks_dir) == []
 
 
-def test_a_keytool_that_drops_entries_is_caught(monkeypatch):
+def test_a_keytool_that_drops_entries_is_caught(monkeypatch, ks_dir):
     standin = KeytoolStandin()
     real = standin._import  # pylint: disable=protected-access
 
@@ -131,4 +142,4 @@ def test_a_keytool_that_drops_entries_is_caught(monkeypatch):
 
     monkeypatch.setattr(standin, '_import', drop_last)
     with pytest.raises(_keystore.KeystoreError, match=r'not imported: dca000000000000000005;.*Nothing was changed'):
-        _keytool.add_keys(standin.keytool(), '/x/k.jck', None, None, aliases(5), PW, PW)
+        _keytool.add_keys(standin.keytool(), str(ks_dir / 'k.jck'), None, None, aliases(5), PW, PW)
