@@ -125,10 +125,11 @@ class Lab:
             json.dump(inventory, f, indent=2)  # JSON is YAML
         return path
 
-    def playbook(self, name, *extra, kill_on=None, kill_delay=None, kill_after=None, extra_env=None, timeout=600):
+    def playbook(self, name, *extra, kill_on=None, kill_delay=None, kill_when=None, kill_after=None, extra_env=None,
+                 timeout=600):  # pylint: disable=too-many-arguments
         """Run ``playbooks/<name>``; SIGKILL its process group at the first output line matching ``kill_on`` (a
-        regular expression; ``kill_delay`` seconds after that line when given) or ``kill_after`` seconds after the
-        start. ``extra_env`` adds environment variables (``TAPECRYPT_FAULT_POINT`` kills a module at a named point)."""
+        regular expression; ``kill_delay`` seconds after that line, or as soon as ``kill_when()`` returns true, polled
+        every 5 ms from that line on: a file the task writes has changed) or ``kill_after`` seconds after the start. ``extra_env`` adds environment variables (``TAPECRYPT_FAULT_POINT`` kills a module at a named point)."""
         inventory = self.write_inventory()
         env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(faults.ROOT, '.build'), ANSIBLE_NOCOLOR='1',
                    ANSIBLE_FORCE_COLOR='0', ANSIBLE_RETRY_FILES_ENABLED='0', ANSIBLE_LOCALHOST_WARNING='0',
@@ -160,7 +161,10 @@ class Lab:
                 lines.append(line)
                 if pattern is not None and pattern.search(line):
                     pattern = None
-                    if kill_delay:
+                    if kill_when is not None:
+                        watcher = threading.Thread(target=_watch, args=(kill_when, kill, proc), daemon=True)
+                        watcher.start()
+                    elif kill_delay:
                         timers.append(threading.Timer(kill_delay, kill))
                         timers[-1].start()
                     else:
@@ -218,6 +222,14 @@ class Lab:
             except (tapeclient.TapeError, OSError) as exc:
                 failed.append('%s: %s' % (os.path.basename(path), exc))
         return failed
+
+
+def _watch(condition, kill, proc):
+    while proc.poll() is None:
+        if condition():
+            kill()
+            return
+        time.sleep(0.005)
 
 
 def wait_port_free(port, timeout=30):
