@@ -91,10 +91,6 @@ def test_add_keys_killed_during_key_generation(lab, tally):
                   kill_delay=faults.RNG.uniform(0.1, 0.8))
 
 
-def test_add_keys_killed_at_a_random_moment(lab, tally):
-    add_keys_case(lab, tally, 'add_keys kill at random', kill_after=faults.RNG.uniform(2, 16))
-
-
 def failed_run_case(lab, tally, cls, run_failing):
     """A run that fails for want of a host or a medium: the invariant holds, and the run after the repair completes."""
     new = lab.new_range()
