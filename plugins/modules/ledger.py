@@ -77,6 +77,12 @@ options:
     description: Return RV(aliases_used), every alias a record names with its VolSers.
     type: bool
     default: false
+  count_by_alias:
+    description:
+      - Return RV(cartridges_per_key), every alias a record names with the number of VolSers that use it; a much
+        smaller result than RV(aliases_used) for a large ledger.
+    type: bool
+    default: false
 notes:
   - Run it where the ledger is, usually on the controller with C(delegate_to=localhost).
 seealso:
@@ -178,6 +184,11 @@ never_seen:
   type: list
   elements: str
   sample: [dca000000000000000009]
+cartridges_per_key:
+  description: Every alias a record names, with the number of VolSers that use it.
+  returned: when O(count_by_alias=true)
+  type: dict
+  sample: {dca000000000000000001: 2}
 aliases_used:
   description: Every alias a record names, with the VolSers that use it.
   returned: when O(list_aliases=true)
@@ -229,6 +240,7 @@ def main():
             alias=dict(type='str'),
             keystore_aliases=dict(type='list', elements='str', no_log=False),
             list_aliases=dict(type='bool', default=False),
+            count_by_alias=dict(type='bool', default=False),
         ),
         required_by={'position': 'server'},
         supports_check_mode=True,
@@ -249,8 +261,12 @@ def main():
             result['volsers'] = ledger.volsers_for_alias(p['alias'])
         if p['keystore_aliases'] is not None:
             result['never_seen'] = ledger.never_seen(p['keystore_aliases'])
-        if p['list_aliases']:
-            result['aliases_used'] = ledger.aliases_used()
+        if p['list_aliases'] or p['count_by_alias']:
+            used = ledger.aliases_used()
+            if p['list_aliases']:
+                result['aliases_used'] = used
+            if p['count_by_alias']:
+                result['cartridges_per_key'] = {alias: len(volsers) for alias, volsers in used.items()}
     except _ledger.LedgerError as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(**result)

@@ -113,7 +113,7 @@ options:
   ledger_aliases:
     description:
       - Key aliases that cartridges need, according to the key-usage ledger (M(tapecrypt.ekm.ledger) with
-        O(tapecrypt.ekm.ledger#module:list_aliases=true)). A set that lacks any of them is refused, naming them, even
+        O(tapecrypt.ekm.ledger#module:count_by_alias=true)). A set that lacks any of them is refused, naming them, even
         on a server without a keystore, where nothing else could object.
     type: list
     elements: str

@@ -14,8 +14,11 @@
 
 7. The IBM JRE's dialect at its default iteration count (20): keys per second written by ``tapecrypt.ekm.keystore``
    through Ansible and sealed in-process, and keys per second fingerprinted by ``keystore_info``.
+8. The key-usage ledger with 100000 records over 10000 keys: appending them, loading and querying it, and
+   ``verify_report`` deciding a report with cartridges per key (in-process). Section 5 runs ``verify.yml`` with such
+   a ledger too.
 
-``--sections`` runs only some of them (module, keytool, info, lab, keytool-backend, ibm).
+``--sections`` runs only some of them (module, keytool, info, lab, keytool-backend, ibm, ledger).
 """
 from __future__ import annotations
 
@@ -34,7 +37,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BUILD = os.path.join(ROOT, '.build')
 BIN = os.path.dirname(os.path.abspath(sys.executable))
 PW = 'bench-keystore-pass'
-SECTIONS = ('module', 'keytool', 'info', 'lab', 'keytool-backend', 'ibm')
+SECTIONS = ('module', 'keytool', 'info', 'lab', 'keytool-backend', 'ibm', 'ledger')
+LEDGER_RECORDS = 100000
 
 
 def ensure_collection_link():
@@ -224,6 +228,12 @@ def bench_lab_sync(workdir, n):
         print('lab: sync.yml, no change, %d keys: %.1f s, changed=%d' % (n, secs, changed))
         secs, changed, _out = playbook_timed(inv_dir, 'verify.yml')
         print('lab: verify.yml, no change, %d keys: %.1f s, changed=%d' % (n, secs, changed))
+        ledger_path = os.path.join(inv_dir, 'ekm-ledger', 'bench-key-ledger.jsonl')
+        os.makedirs(os.path.dirname(ledger_path))
+        write_ledger(ledger_path, LEDGER_RECORDS, n, servers=('primary', 'redundant'))
+        secs, changed, _out = playbook_timed(inv_dir, 'verify.yml')
+        print('lab: verify.yml, no change, %d keys and %d ledger records: %.1f s (goal < 10 s), changed=%d'
+              % (n, LEDGER_RECORDS, secs, changed))
         add, _c, _out = playbook_timed(inv_dir, 'add_keys.yml', '-e', json.dumps(
             {'ekm_add_key_ranges': [{'prefix': 'BNC', 'first': n + 1, 'count': 100}]}), '--limit', 'ekm_primary')
         secs, changed, out = playbook_timed(inv_dir, 'sync.yml', '-v')
@@ -232,6 +242,48 @@ def bench_lab_sync(workdir, n):
               'changed=%d, files that travelled: %s' % (add, secs, changed, moved[0] if moved else 'none'))
     finally:
         subprocess.run([os.path.join(ROOT, 'tests', 'lab', 'mh-down.sh'), lab], check=False, stdout=subprocess.DEVNULL)
+
+
+def write_ledger(path, records, keys, servers=('ekm1',)):
+    """A ledger of ``records`` key usage records over ``keys`` aliases, collected just now from ``servers``."""
+    from ansible_collections.tapecrypt.ekm.plugins.module_utils import _ledger  # pylint: disable=import-outside-toplevel
+    ledger = _ledger.Ledger.load(path)
+    uses = [{'volser': 'V%06d' % i, 'key_alias_1': 'bnc%018x' % (i % keys + 1), 'key_alias_2': '', 'dki': '%016x' % i,
+             'drive_serial': 'D%02d' % (i % 16), 'wwn': '57574E414D453030', 'created': '2026-01-01T00:00:00.%06dZ' % i}
+            for i in range(records)]
+    lines = ledger.new_lines(uses, servers[0], {'inode': 1, 'offset': 0, 'head': None})
+    for server in servers[1:]:
+        lines += ledger.new_lines([], server, {'inode': 2, 'offset': 0, 'head': None})
+    ledger.append(lines)
+
+
+def bench_ledger(workdir, records, keys):
+    """The ledger and verify_report at scale, in-process."""
+    from ansible_collections.tapecrypt.ekm.plugins.module_utils import _ledger  # pylint: disable=import-outside-toplevel
+    from ansible_collections.tapecrypt.ekm.plugins.plugin_utils import _verify  # pylint: disable=import-outside-toplevel
+    path = os.path.join(workdir, 'ledger.jsonl')
+    start = time.monotonic()
+    write_ledger(path, records, keys)
+    appended = time.monotonic() - start
+    start = time.monotonic()
+    ledger = _ledger.Ledger.load(path)
+    used = ledger.aliases_used()
+    loaded = time.monotonic() - start
+    start = time.monotonic()
+    again = ledger.new_lines([dict(u) for u in ledger.uses[:1000]], 'ekm1', {'inode': 1, 'offset': 0, 'head': None})
+    dedup = time.monotonic() - start
+    ks = {'keystore': {'exists': True, 'count': keys, 'digest': 'ab' * 32}}
+    inputs = {'ekm1': {'keystore': ks}, 'ekm2': {'keystore': ks, 'sync': {'in_sync': True, 'drift': {}}}}
+    start = time.monotonic()
+    report = _verify.build(inputs, 'ekm1', ['ekm2'], ledger={'ledger': ledger.summary(), 'aliases_used': used})
+    page = _verify.html_page(report)
+    decided = time.monotonic() - start
+    size = os.path.getsize(path) / 1e6
+    print('ledger: %d records over %d keys appended in %.2f s (%.1f MB); loaded and every alias with its VolSers in '
+          '%.2f s; 1000 known records offered again: %d added in %.3f s'
+          % (records, keys, appended, size, loaded, len(again), dedup))
+    print('ledger: verify_report with cartridges per key for %d keys, HTML page %.1f MB: %.2f s'
+          % (len(used), len(page) / 1e6, decided))
 
 
 def main():
@@ -275,6 +327,8 @@ def main():
             bench_keytool_backend(workdir, args.keytool_backend_keys, args.per_key_keys)
         if 'ibm' in sections and args.ibm_keys:
             bench_ibm(workdir, args.ibm_keys)
+        if 'ledger' in sections:
+            bench_ledger(workdir, LEDGER_RECORDS, args.info_entries)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0

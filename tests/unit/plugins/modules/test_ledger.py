@@ -23,10 +23,12 @@ def test_collect_check_mode_idempotence_and_queries(tmp_path):
     second = run_module(ledger.main, args)
     assert not second['changed'] and second['added'] == 0
     query = run_module(ledger.main, {'path': path, 'volser': 'VOL004', 'alias': 'dca1',
-                                     'keystore_aliases': ['dca0', 'dca1', 'dca2', 'dca3'], 'list_aliases': True})
+                                     'keystore_aliases': ['dca0', 'dca1', 'dca2', 'dca3'], 'list_aliases': True,
+                                     'count_by_alias': True})
     assert not query['changed']
     assert query['aliases'] == ['dca1'] and query['volsers'] == ['VOL001', 'VOL004', 'VOL007']
     assert query['never_seen'] == ['dca3'] and sorted(query['aliases_used']) == ['dca0', 'dca1', 'dca2']
+    assert query['cartridges_per_key'] == {'dca0': 4, 'dca1': 3, 'dca2': 3}
     assert query['positions'] == {'ekm1': {'inode': 5, 'offset': 100, 'head': 'ab'}}
 
 
