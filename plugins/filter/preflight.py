@@ -106,9 +106,9 @@ def shared_file_problems(hosts, servers):
         for i, (host_a, name_a, real) in enumerate(found):
             for host_b, name_b, _real in found[i + 1:]:
                 if host_a != host_b:
-                    pairs.setdefault((host_a, host_b), []).append('%s of %s and %s of %s are %s'
-                                                                   % (FILE_VARIABLES.get(name_a, name_a), host_a,
-                                                                      FILE_VARIABLES.get(name_b, name_b), host_b, real))
+                    same = '%s of %s and %s of %s are %s' % (FILE_VARIABLES.get(name_a, name_a), host_a,
+                                                             FILE_VARIABLES.get(name_b, name_b), host_b, real)
+                    pairs.setdefault((host_a, host_b), []).append(same)
     return ['%s and %s would share their EKM files, which would overwrite each other (%s). Give each server its '
             'own ekm_home (and file paths).' % (a, b, '; '.join(same)) for (a, b), same in pairs.items()]
 

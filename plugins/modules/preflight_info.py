@@ -26,7 +26,8 @@ extends_documentation_fragment:
 options:
   paths:
     description:
-      - Files to identify, by a name of your choice, for example C({keystore: /opt/ekm/keystore/EKMKeys.jck}).
+      - "Files to identify, by a name of your choice, for example C({keystore: /opt/ekm/keystore/EKMKeys.jck})."
+      - Each path must be absolute; a relative one is taken relative to the module's working directory.
     type: dict
     default: {}
   writable_dirs:
@@ -213,7 +214,7 @@ def main():
     for name, path in p['paths'].items():
         if not isinstance(path, str) or not path:
             module.fail_json(msg='paths.%s must be a path, not %r' % (name, path))
-        paths[name] = path_identity(os.path.expanduser(path))
+        paths[name] = path_identity(path)
     module.exit_json(
         changed=False,
         machine=machine_identity(),

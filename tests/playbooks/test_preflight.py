@@ -56,7 +56,7 @@ class Site:
     def __init__(self, tmp_path, archive):
         self.dir = tmp_path
         (tmp_path / 'backup').mkdir(exist_ok=True)
-        ports = [free_port() for _ in range(4)]
+        ports = [free_port(), free_port(), free_port(), free_port()]
         self.common = {
             'ansible_connection': 'local',
             'ansible_python_interpreter': sys.executable,

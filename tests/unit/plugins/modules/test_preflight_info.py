@@ -45,8 +45,8 @@ def test_directories_are_tried_for_real_and_leave_nothing(tmp_path):
     good = tmp_path / 'good'
     good.mkdir()
     (tmp_path / 'file').write_text('x')
-    dirs = run_module(preflight_info.main, {'writable_dirs': [str(good), str(tmp_path / 'missing'),
-                                                             str(tmp_path / 'file')]}, check_mode=True)['directories']
+    wanted = [str(good), str(tmp_path / 'missing'), str(tmp_path / 'file')]
+    dirs = run_module(preflight_info.main, {'writable_dirs': wanted}, check_mode=True)['directories']
     assert dirs[0] == {'path': str(good), 'writable': True, 'problem': None}
     assert dirs[1]['problem'] == '%s does not exist' % (tmp_path / 'missing') and not dirs[1]['writable']
     assert dirs[2]['problem'] == '%s is not a directory' % (tmp_path / 'file') and not dirs[2]['writable']
