@@ -246,6 +246,10 @@ def test_shared_directory(site):
         assert_refused(out, rc, 'ekm1 and ekm2 would share their EKM files',
                        'ekm_home of ekm1 and ekm_home of ekm2 are %s' % (site.dir / 'ekm1'))
         assert watched(site) == before
+    # verify.yml reports such an inventory among its problems.
+    rc, out = site.run('verify.yml')
+    assert rc != 0 and 'ekm1 and ekm2 would share their EKM files' in out, out[-4000:]
+    assert watched(site) == before
 
 
 def test_two_primaries(site):
