@@ -121,7 +121,8 @@ def preflight_problems(hosts, primaries, redundants, out_of_service=None, invent
     primaries, redundants = _names(primaries), _names(redundants)
     problems = group_problems(primaries, redundants) + out_of_service_problems(out_of_service, primaries, redundants)
     absent = set(out_of_service) if isinstance(out_of_service, (list, tuple)) else set()
-    servers = [h for h in primaries + redundants if h not in absent]
+    # Servers outside the play (ansible-playbook --limit) are not part of this run.
+    servers = [h for h in primaries + redundants if h not in absent and h in hosts]
     servers = [h for i, h in enumerate(servers) if h not in servers[:i]]
     if not inventory_only:
         for host in servers:

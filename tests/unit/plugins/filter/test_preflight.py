@@ -57,6 +57,11 @@ def test_unreachable_and_unchecked_servers():
     assert preflight_problems(hosts, ['ekm1'], ['ekm2', 'ekm3'], inventory_only=True) == []
 
 
+def test_servers_outside_the_play_are_not_checked():
+    # ansible-playbook --limit ekm1: ekm2 is not part of the run.
+    assert preflight_problems({'ekm1': checked()}, ['ekm1'], ['ekm2']) == []
+
+
 def test_out_of_service_is_a_list_of_redundant_servers():
     hosts = {'ekm1': checked(), 'ekm2': checked(machine='boot:2')}
     assert preflight_problems(hosts, ['ekm1'], ['ekm2'], 'ekm2') == [
