@@ -281,9 +281,12 @@ def test_gather_facts_false(site):
         '  roles: [tapecrypt.ekm.server, tapecrypt.ekm.redundant]', '']))
     rc, out = site.run('own.yml', playbook_path=playbook)
     assert rc == 0, out[-4000:]
-    assert 'Gather the facts the tapecrypt.ekm roles need' in out
+    gathered = out.split('TASK [tapecrypt.ekm.common : Gather the facts the tapecrypt.ekm roles need]')
+    assert len(gathered) == 3 and 'ok: [ekm1]' in gathered[1] and 'ok: [ekm2]' in gathered[2], out[-4000:]
+    # A second run finds the facts missing again and works again (the redundant server may copy what the primary's
+    # EKM wrote at its first start; the collection's site.yml orders that itself).
     rc, out = site.run('own.yml', playbook_path=playbook)
-    assert rc == 0 and 'changed=0' in out, out[-4000:]
+    assert rc == 0 and out.count('TASK [tapecrypt.ekm.common : Gather the facts the tapecrypt.ekm roles need]') == 2, out[-4000:]
 
 
 def assert_left_alone(out, host):
