@@ -261,6 +261,37 @@ def _pytest_dir(name, path, *extra, series=None):
     return stage
 
 
+def rulebook_venv():
+    """bin directory of the ansible-rulebook venv (tests/requirements/ansible-rulebook.txt), built on first use with
+    this Python (ansible-rulebook 1.3 runs on 3.11, with Java 17 on the machine)."""
+    reqs = os.path.join(ROOT, 'tests', 'requirements', 'ansible-rulebook.txt')
+    venv = os.path.join(CORE_VENVS, 'ansible-rulebook')
+    with open(reqs, 'rb') as f:
+        stamp = '%s %s\n' % (os.path.realpath(sys.executable), hashlib.sha256(f.read()).hexdigest())
+    stamp_path = os.path.join(venv, '.installed')
+    if not os.path.isfile(stamp_path) or open(stamp_path, encoding='utf-8').read() != stamp:
+        shutil.rmtree(venv, ignore_errors=True)
+        for cmd in ([sys.executable, '-m', 'venv', venv],
+                    [os.path.join(venv, 'bin', 'python'), '-m', 'pip', 'install', '-q', '--disable-pip-version-check',
+                     '-r', reqs]):
+            rc, out = run_quiet(cmd)
+            if rc:
+                raise RuntimeError('%s failed:\n%s' % (' '.join(cmd), out[-3000:]))
+        with open(stamp_path, 'w', encoding='utf-8') as f:
+            f.write(stamp)
+    return os.path.join(venv, 'bin')
+
+
+def st_eda():
+    """Event-driven and scheduled runs (tests/eda): the rulebook under the real ansible-rulebook, the schedule role."""
+    report = os.path.join(ROOT, 'tests', 'output', 'junit', 'eda.xml')
+    if os.path.exists(report):
+        os.remove(report)
+    rc, _out = run('eda', [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', '--junitxml=' + report,
+                           'tests/eda'], extra_env={'TAPECRYPT_RULEBOOK_BIN': rulebook_venv()})
+    return junit_counts(rc, [report] if os.path.exists(report) else [])
+
+
 def not_testable(name, series, venv_bin, detail):
     """Report the venv chosen for ``series``; True (and noted as not tested) when there is none."""
     if venv_bin is None:
@@ -329,6 +360,7 @@ STAGES = {
     'lab': _pytest_dir('lab', 'tests/lab'),
     'playbooks': _pytest_dir('playbooks', 'tests/playbooks'),
     'examples': _pytest_dir('examples', 'tests/examples'),
+    'eda': st_eda,
     'sanity': _ansible_test_stage('sanity'),
     'sanity-2.17': _ansible_test_stage('sanity', '2.17'),
     'sanity-2.21': _ansible_test_stage('sanity', '2.21'),

@@ -18,7 +18,13 @@
    ``verify_report`` deciding a report with cartridges per key (in-process). Section 5 runs ``verify.yml`` with such
    a ledger too.
 
-``--sections`` runs only some of them (module, keytool, info, lab, keytool-backend, ibm, ledger).
+9. Recovery point (needs root, Java 17 and the ansible-rulebook venv, built on first use): seconds from a cartridge
+   written through the primary until the redundant's keystore, KeyGroups.xml and drive table equal the primary's, on
+   two SSH lab hosts; median and maximum of 10 with the ``tapecrypt.ekm.ekm_sync`` rulebook running, and of 10 with
+   ``sync.yml`` started every 30 s (the shortest interval the schedule role documents), cartridges written at random
+   moments.
+
+``--sections`` runs only some of them (module, keytool, info, lab, keytool-backend, ibm, ledger, recovery).
 """
 from __future__ import annotations
 
@@ -37,7 +43,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BUILD = os.path.join(ROOT, '.build')
 BIN = os.path.dirname(os.path.abspath(sys.executable))
 PW = 'bench-keystore-pass'
-SECTIONS = ('module', 'keytool', 'info', 'lab', 'keytool-backend', 'ibm', 'ledger')
+SECTIONS = ('module', 'keytool', 'info', 'lab', 'keytool-backend', 'ibm', 'ledger', 'recovery')
 LEDGER_RECORDS = 100000
 
 
@@ -286,6 +292,79 @@ def bench_ledger(workdir, records, keys):
           % (len(used), len(page) / 1e6, decided))
 
 
+def _figure(samples):
+    ordered = sorted(samples)
+    mid = len(ordered) // 2
+    median = ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+    return 'median %.1f s, maximum %.1f s (%s)' % (median, ordered[-1], ' '.join('%.1f' % x for x in samples))
+
+
+def _recovery_rulebook(lab, samples):
+    lab.start_rulebook(interval=1, settle=1.5)
+    figures = []
+    for _sample in range(samples):
+        lab.write_cartridge()
+        secs = lab.wait_equal(300)
+        if secs is None:
+            raise SystemExit('the redundant did not catch up within 300 s; rulebook log:\n' + lab.log()[-4000:])
+        figures.append(secs)
+        # The next cartridge once the rulebook is idle again (its verify run done), so each figure stands alone.
+        while not lab.lock_free():
+            time.sleep(0.25)
+        time.sleep(1.0)
+    lab.stop_rulebook()
+    return figures
+
+
+def _recovery_timer(lab, samples, interval=30):
+    """sync.yml at every multiple of ``interval`` s of the clock, as a systemd timer with OnCalendar=*:*:0/30 starts
+    it (a tick while a run is still going starts nothing); cartridges at random moments."""
+    import random  # pylint: disable=import-outside-toplevel
+    import threading  # pylint: disable=import-outside-toplevel
+    stop = threading.Event()
+
+    def timer():
+        while not stop.is_set():
+            time.sleep(interval - time.time() % interval)
+            if not stop.is_set():
+                lab.playbook('sync.yml')
+    thread = threading.Thread(target=timer, daemon=True)
+    thread.start()
+    figures = []
+    for _sample in range(samples):
+        time.sleep(random.uniform(0, interval))
+        lab.write_cartridge()
+        secs = lab.wait_equal(3 * interval + 120)
+        if secs is None:
+            raise SystemExit('the redundant did not catch up under the timer')
+        figures.append(secs)
+    stop.set()
+    thread.join()
+    return figures
+
+
+def bench_recovery(workdir, samples):
+    """Recovery point with the rulebook and with the shortest timer, on two SSH lab hosts with the stand-in EKM."""
+    sys.path.insert(0, os.path.join(ROOT, 'tests'))
+    sys.path.insert(0, os.path.join(ROOT, 'tests', 'eda'))
+    import run_all  # pylint: disable=import-outside-toplevel,import-error
+    import eda_lab  # pylint: disable=import-outside-toplevel,import-error
+    os.environ.setdefault('TAPECRYPT_RULEBOOK_BIN', run_all.rulebook_venv())
+    lab = eda_lab.EdaLab(os.path.join(workdir, 'recovery'), slot=31)
+    os.makedirs(lab.workdir)
+    try:
+        lab.start()
+        lab.provision()
+        figures = _recovery_rulebook(lab, samples)
+        print('recovery point, rulebook tapecrypt.ekm.ekm_sync running (look every 1 s, settle 1.5 s), %d cartridges: %s'
+              % (samples, _figure(figures)))
+        figures = _recovery_timer(lab, samples)
+        print('recovery point, sync.yml every 30 s (shortest documented timer interval), %d cartridges: %s'
+              % (samples, _figure(figures)))
+    finally:
+        lab.stop()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--keys', type=int, default=1000, help='keys the module creates (default 1000)')
@@ -295,6 +374,7 @@ def main():
     ap.add_argument('--keytool-backend-keys', type=int, default=1000, help='keys for the batched keytool backend')
     ap.add_argument('--per-key-keys', type=int, default=20, help='keys for the one-JVM-per-key figure it is compared with')
     ap.add_argument('--ibm-keys', type=int, default=10000, help='keys for the IBM-dialect figures')
+    ap.add_argument('--recovery-samples', type=int, default=10, help='cartridges per recovery-point figure; 0 skips')
     ap.add_argument('--sections', default=','.join(SECTIONS), help='comma-separated subset of: %s' % ', '.join(SECTIONS))
     args = ap.parse_args()
     sections = set(args.sections.split(','))
@@ -329,6 +409,8 @@ def main():
             bench_ibm(workdir, args.ibm_keys)
         if 'ledger' in sections:
             bench_ledger(workdir, LEDGER_RECORDS, args.info_entries)
+        if 'recovery' in sections and args.recovery_samples:
+            bench_recovery(workdir, args.recovery_samples)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0

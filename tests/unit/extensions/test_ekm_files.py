@@ -96,6 +96,7 @@ def test_event_names_every_file_its_digest_and_previous_digest():
     body = event['ekm_files']
     assert body['type'] == 'changed' and body['primary'] == 'ekm1' and body['site'] == 'dc1'
     assert body['changed'] == ['drivetable', 'keygroups'] and body['missing'] == ['drivetable']
+    assert body['complete'] is False
     assert body['files']['keygroups'] == {'path': '/g', 'digest': 'g2', 'previous': 'g1'}
     assert body['files']['keystore'] == {'path': '/k', 'digest': 'k1', 'previous': 'k1'}
     assert body['sequence'] == 7 and body['waited_seconds'] == 2.5
@@ -119,7 +120,7 @@ def _source(tmp_path, clock, **extra):
 
 
 def _steps(source, clock, seconds):
-    for _ in range(seconds):
+    for _second in range(seconds):
         asyncio.run(source.step())
         clock.now += 1
 
@@ -170,6 +171,7 @@ def test_local_rotation_is_followed(tmp_path):
     assert len(queue.events) == 1
     assert queue.events[0]['ekm_files']['files']['keygroups']['digest'] == sha(b'v3')
     assert queue.events[0]['ekm_files']['missing'] == []
+    assert queue.events[0]['ekm_files']['complete'] is True
 
 
 def test_same_size_and_time_edit_in_place_is_seen(tmp_path):

@@ -170,6 +170,7 @@ def build_event(args, previous, digests, sequence, waited):
         'host': args.get('host') or 'localhost',
         'changed': [name for name in sorted(files) if files[name]['digest'] != files[name]['previous']],
         'missing': [name for name in sorted(files) if files[name]['digest'] is None],
+        'complete': all(files[name]['digest'] is not None for name in files),
         'files': files,
         'sequence': sequence,
         'waited_seconds': round(waited, 3),
