@@ -129,7 +129,8 @@ class Lab:
                  timeout=600):  # pylint: disable=too-many-arguments
         """Run ``playbooks/<name>``; SIGKILL its process group at the first output line matching ``kill_on`` (a
         regular expression; ``kill_delay`` seconds after that line, or as soon as ``kill_when()`` returns true, polled
-        every 5 ms from that line on: a file the task writes has changed) or ``kill_after`` seconds after the start. ``extra_env`` adds environment variables (``TAPECRYPT_FAULT_POINT`` kills a module at a named point)."""
+        every 5 ms from that line on: a file the task writes has changed) or ``kill_after`` seconds after the start.
+        ``extra_env`` adds environment variables (``TAPECRYPT_FAULT_POINT`` kills a module at a named point)."""
         inventory = self.write_inventory()
         env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(faults.ROOT, '.build'), ANSIBLE_NOCOLOR='1',
                    ANSIBLE_FORCE_COLOR='0', ANSIBLE_RETRY_FILES_ENABLED='0', ANSIBLE_LOCALHOST_WARNING='0',
