@@ -108,8 +108,8 @@ class EdaLab:
     def playbook(self, name, *args):
         cmd = [os.path.join(BIN, 'ansible-playbook'), '-i', self.inventory,
                os.path.join(ROOT, 'playbooks', name)] + list(args)
-        proc = subprocess.run(cmd, env=self.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              check=False)
+        proc = subprocess.run(cmd, env=self.env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, check=False)
         if proc.returncode != 0:
             raise AssertionError('%s failed:\n%s' % (name, proc.stdout[-5000:]))
         return proc.stdout
