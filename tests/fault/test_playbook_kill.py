@@ -62,9 +62,9 @@ def rerun(lab, name):
 
 # --- issue 8: the invariant at every kill point of add_keys.yml ---------------------------------------------------
 
-def add_keys_case(lab, tally, cls, kill_on=None, kill_delay=None):
+def add_keys_case(lab, tally, cls, kill_on=None, kill_delay=None, kill_after=None):
     new = lab.new_range()
-    killed = lab.playbook('add_keys.yml', kill_on=kill_on, kill_delay=kill_delay)
+    killed = lab.playbook('add_keys.yml', kill_on=kill_on, kill_delay=kill_delay, kill_after=kill_after)
     problems = [] if killed.killed else ['the kill point was not reached: %r' % killed]
     problems += check(lab, 'after the kill')
     problems += rerun(lab, 'add_keys.yml')
@@ -89,6 +89,12 @@ def test_add_keys_killed_during_key_generation(lab, tally):
     add_keys_case(lab, tally, 'add_keys kill during key generation',
                   kill_on=r'^TASK \[tapecrypt\.ekm\.primary : Ensure the keys of the seed exist in the keystore\]',
                   kill_delay=faults.RNG.uniform(0.1, 0.8))
+
+
+def test_add_keys_killed_at_random_moments(lab, tally):
+    """Two moments anywhere in the run (it takes about 20 seconds here)."""
+    for dummy in range(2):
+        add_keys_case(lab, tally, 'add_keys kill at random', kill_after=faults.RNG.uniform(2, 18))
 
 
 def failed_run_case(lab, tally, cls, run_failing):
