@@ -27,7 +27,7 @@ import stat
 import time
 
 from ansible_collections.tapecrypt.ekm.plugins.module_utils import _files, _jceks, _keystore
-from ansible_collections.tapecrypt.ekm.plugins.module_utils._aliases import compress
+from ansible_collections.tapecrypt.ekm.plugins.module_utils._aliases import AliasError, compress, expand
 
 # The kinds of file a backup set holds. The manifest (format 1) stores a file's kind under the key 'role'.
 FILE_KINDS = ('keystore', 'config', 'keygroups', 'drivetable')
@@ -659,6 +659,7 @@ class RestorePlan:
         self.before_count = None
         self.after_count = 0
         self.set_aliases = []    # the secret-key aliases of the set's keystore
+        self.current_aliases = []  # add_missing: the secret-key aliases of the current keystore
         self.warnings = []
         # Set when the restore would lose keys without allow_key_loss: the plan is complete, applying it is refused.
         self.refusal = None
@@ -907,3 +908,109 @@ def _install(todo, journal, backup, attributes, prepare):
         raise BackupError('%s The restore did not start; nothing was changed.' % exc)
     except OSError as exc:
         raise BackupError('Cannot stage the restored files (%s); nothing was changed.' % _reason(exc))
+
+
+# --- add the keys a keystore lacks from a set (promotion) -----------------------------------------------------------
+
+
+def plan_add_missing(set_path, target, password, owner=None):
+    """Verify the set and plan adding to the keystore at ``target`` the keys of the set it lacks; touches nothing.
+
+    Only entries are added: every entry of the current keystore stays byte for byte, in its place. A key of the set
+    that the keystore holds under the same alias with another key (or one that cannot be compared) is a conflict:
+    the plan is returned with ``refusal`` set. The current keystore must exist and open with ``password`` (the set's
+    sealed entries are copied as they are, so both must use one password). A set that cannot be used raises
+    BackupError; when its manifest still names its keys, the error names those the keystore lacks (``aliases_missing``).
+    """
+    if not target:
+        raise BackupError('keystore_path is required: it is the keystore the set\'s keys are added to.')
+    try:
+        manifest, data, set_keystore = verify_set(set_path, password)
+    except BackupError as exc:
+        raise _unusable_set(exc, set_path, target)
+    if owner is not None:
+        check_set_owner(set_path, manifest, *owner)
+    plan = RestorePlan(set_path, manifest)
+    name = manifest['keystore']['file']
+    ks_file = _planned_file('keystore', name, target, data[name], manifest['files'][name]['sha256'])
+    current = _open_current(ks_file, password)
+    missing, conflicts = _missing_and_conflicts(current, set_keystore, password)
+    plan.set_aliases = [e.alias for e in set_keystore.entries if e.kind == 'secret']
+    plan.current_aliases = [e.alias for e in current.entries if e.kind == 'secret']
+    plan.before_ranges, plan.before_count = secret_ranges(current), len(current.entries)
+    plan.aliases_gained = compress([e.alias for e in missing])
+    plan.aliases_replaced = compress([a for a, dummy in conflicts])
+    plan.files = [ks_file]
+    ks_file.update(change=False, data=ks_file['current'], sha256=ks_file['current_sha256'])
+    plan.after_ranges, plan.after_count = plan.before_ranges, plan.before_count
+    if conflicts:
+        plan.refusal = _conflict_message(set_path, target, conflicts)
+    elif missing:
+        merged = _jceks.Keystore(entries=list(current.entries))
+        try:
+            for entry in missing:
+                merged.add(entry)
+            new_data = _jceks.dump(merged, password)
+        except _jceks.JceksError as exc:
+            raise BackupError('The keys of the backup set %s cannot be added to %s: %s Nothing was changed.'
+                              % (set_path, target, exc))
+        ks_file.update(change=True, data=new_data, sha256=_files.sha256_bytes(new_data))
+        plan.after_ranges, plan.after_count = secret_ranges(merged), len(merged.entries)
+    return plan
+
+
+def _open_current(ks_file, password):
+    """The keystore keys are added to: it must exist and open with the set's password."""
+    if ks_file['current'] is None:
+        raise BackupError('%s does not exist. Keys are only added to a keystore that holds keys already; to restore a '
+                          'server without one, restore the whole set (method: replace). Nothing was changed.'
+                          % ks_file['target'])
+    try:
+        return _jceks.load(ks_file['current'], password)
+    except _jceks.JceksError as exc:
+        raise BackupError('The keystore %s cannot be opened with the set\'s password: %s The set\'s keys are copied '
+                          'sealed as they are, so both must use one password. Nothing was changed.' % (ks_file['target'], exc))
+
+
+def _missing_and_conflicts(current, set_keystore, password):
+    """``(missing entries of the set, [(alias, reason)] of conflicts)``, decided by _keystore.same_key()."""
+    missing, conflicts = [], []
+    for entry in set_keystore.entries:
+        other = current.get(entry.alias)
+        if other is None:
+            missing.append(entry)
+            continue
+        verdict, reason = _keystore.same_key(_keystore.KeySide.of_entry(other, password),
+                                             _keystore.KeySide.of_entry(entry, password))
+        if verdict != _keystore.SAME:
+            conflicts.append((entry.alias, reason or 'the keys differ'))
+    return missing, conflicts
+
+
+def _conflict_message(set_path, target, conflicts):
+    aliases = [a for a, dummy in conflicts]
+    reasons = sorted({r for dummy, r in conflicts})
+    return ('The keystore %s and the backup set %s hold different keys under %d alias(es): %s (%s). Adding the set\'s '
+            'keys would fork them: one alias would name two keys, and tapes written with either could no longer be '
+            'told apart. Nothing was changed. Find out which key wrote tapes (the audit files of the servers, the '
+            'key-usage ledger) before anything else.'
+            % (target, set_path, len(aliases), _keystore.name_aliases(aliases), '; '.join(reasons)))
+
+
+def _unusable_set(exc, set_path, target):
+    """The BackupError for a set that fails verification, naming the keys its manifest records that the keystore
+    lacks: those keys are neither in this keystore nor in a set that can be used."""
+    exc.aliases_missing = []
+    try:
+        manifest = read_manifest(set_path, None)
+        recorded = expand(manifest['keystore'].get('ranges') or [], limit=None)
+        with open(target, 'rb') as f:
+            have = {a.lower() for a in _jceks.load(f.read(), None).aliases()}
+    except (BackupError, AliasError, _jceks.JceksError, OSError, KeyError, TypeError):
+        return exc
+    missing = [a for a in recorded if a.lower() not in have]
+    if missing:
+        exc.aliases_missing = compress(missing)
+        exc.args = ('%s Its manifest records %d key(s) that %s lacks: %s; they are in no keystore or set this task can '
+                    'read, so nothing was changed.' % (exc, len(missing), target, _keystore.name_aliases(missing)),)
+    return exc

@@ -25,6 +25,10 @@ description:
   - Files already equal to the set's are left alone; when all are, the task reports no change.
   - Stop the EKM server before a restore and start it afterwards; EKM rewrites C(KeyGroups.xml) and the drive table
     while it runs.
+  - With O(method=add_missing) only keys are added, for example to a redundant server that becomes the primary after
+    the primary was lost for good. The keys of the set that the keystore lacks are appended to it; every entry it
+    holds stays as it is, byte for byte, and no other file is touched. A key of the set that the keystore holds
+    under the same alias with another key is a conflict; the task fails naming the aliases, and nothing changes.
 author:
   - tapecrypt.ekm contributors (!UNKNOWN)
 extends_documentation_fragment:
@@ -44,6 +48,19 @@ attributes:
   idempotent:
     support: full
 options:
+  method:
+    description:
+      - V(replace) restores the set's files, replacing the current ones (the checks above keep keys from being lost).
+      - V(add_missing) adds to the existing keystore at O(keystore_path) the keys of the set it lacks, and does
+        nothing else. The keystore must exist and open with O(password), which must be the set's password too (the
+        set's entries are copied sealed as they are). O(config_path), O(keygroups_path) and O(drivetable_path) are
+        not allowed; O(allow_key_loss) does not apply, since no key is ever dropped or replaced.
+      - With V(add_missing), a set that fails verification is refused like any other; when its manifest can still be
+        read, the message and RV(aliases_missing) name the keys it records that the keystore lacks.
+    type: str
+    choices: [replace, add_missing]
+    default: replace
+    version_added: 0.2.0
   source:
     description:
       - Path of the backup set directory to restore, for example C(/srv/ekm-backup/dc1/ekm1/20260131T120000Z).
@@ -164,6 +181,18 @@ EXAMPLES = r'''
   check_mode: true
   register: ekm_restore_plan
 
+- name: Add the keys of the lost primary's newest set that this redundant server lacks, nothing else
+  tapecrypt.ekm.restore:
+    method: add_missing
+    dest: /srv/ekm-backup
+    site: dc1
+    host: ekm2
+    from_host: ekm1
+    keystore_path: /opt/ekm/keystore/EKMKeys.jck
+    password: "{{ vault_ekm_keystore_password }}"
+    owner: ekm
+    group: ekm
+
 - name: Restore a chosen set, as the EKM user
   tapecrypt.ekm.restore:
     source: /srv/ekm-backup/dc1/ekm1/20260131T120000Z
@@ -206,10 +235,18 @@ aliases_lost:
   elements: str
   sample: [DCA201-2FF]
 aliases_replaced:
-  description: Aliases under which the set holds a different key than the current keystore.
+  description: Aliases under which the set holds a different key than the current keystore. With
+    O(method=add_missing) these are the conflicts that refused the task.
   returned: when the set was verified
   type: list
   elements: str
+aliases_missing:
+  description: With O(method=add_missing) and a set that fails verification, the aliases its manifest records that the
+    keystore lacks, compressed into ranges; no keystore or set this task can read holds them.
+  returned: when the set cannot be used
+  type: list
+  elements: str
+  sample: [DCA201-2FF]
 ledger_aliases_missing:
   description: Aliases of O(ledger_aliases) (keys that cartridges need) that the set lacks.
   returned: when the set was verified
@@ -217,7 +254,8 @@ ledger_aliases_missing:
   elements: str
   sample: [dca000000000000000007]
 aliases_gained:
-  description: Aliases the set holds that the current keystore lacks.
+  description: Aliases the set holds that the current keystore lacks (with O(method=add_missing), the keys added, or in
+    check mode that would be added).
   returned: when the set was verified
   type: list
   elements: str
@@ -283,6 +321,7 @@ def plan_result(plan):
 
 ARGUMENT_SPEC = dict(
     _backup.FILE_OPTIONS,
+    method=dict(type='str', choices=['replace', 'add_missing'], default='replace'),
     source=dict(type='path'),
     dest=dict(type='path'),
     site=dict(type='str', required=True),
@@ -308,16 +347,30 @@ def main():
     )
     p = module.params
     targets = _backup.file_paths(p)
+    add_missing = p['method'] == 'add_missing'
+    if add_missing:
+        others = [k + '_path' for k in _backup.FILE_KINDS if k != 'keystore' and targets[k]]
+        if others:
+            module.fail_json(msg='method add_missing only adds keys to the keystore; %s cannot be given with it. Nothing '
+                                 'was changed.' % ', '.join(others))
     earlier = {}
+    set_path = None
     try:
         earlier = _backup.finish_interrupted(targets, module.check_mode)
         set_path = p['source'] or _backup.find_set(p['dest'], p['site'], p['from_host'] or p['host'], p['set'])
-        plan = _backup.plan_restore(set_path, targets, p['password'], p['allow_key_loss'],
-                                    owner=(p['site'], p['host'], p['from_host']))
+        owner = (p['site'], p['host'], p['from_host'])
+        if add_missing:
+            plan = _backup.plan_add_missing(set_path, targets['keystore'], p['password'], owner=owner)
+        else:
+            plan = _backup.plan_restore(set_path, targets, p['password'], p['allow_key_loss'], owner=owner)
     except (_backup.BackupError, _files.FileError) as exc:
-        module.fail_json(msg=str(exc), changed=bool(earlier.get('recovered')), **earlier)
-    missing, ledger_refusal = _ledger.restore_refusal(plan.set_path, plan.set_aliases, p['ledger_aliases'],
-                                                      p['allow_cartridge_key_loss'])
+        extra = dict(set_path=set_path) if set_path else {}
+        if getattr(exc, 'aliases_missing', None) is not None:
+            extra['aliases_missing'] = exc.aliases_missing
+        module.fail_json(msg=str(exc), changed=bool(earlier.get('recovered')), **dict(earlier, **extra))
+    # With add_missing the keys the current keystore keeps count as well: nothing is dropped.
+    missing, ledger_refusal = _ledger.restore_refusal(plan.set_path, plan.set_aliases + plan.current_aliases,
+                                                      p['ledger_aliases'], p['allow_cartridge_key_loss'])
     result = plan_result(plan)
     result.update(earlier, ledger_aliases_missing=missing)
     if ledger_refusal:
