@@ -7,8 +7,9 @@ The demo's two local "hosts" (one ``ekm_home`` each, the stand-in EKM on two por
 lock): site.yml, cartridges through the primary, the primary stopped, cartridges through the redundant from two
 drives neither server knew, the primary started again. sync.yml then refuses (the redundant's KeyGroups.xml changed
 locally); failback.yml keeps the redundant's files in a verified set, the usage records in the ledger, adds the two
-drives to the primary through the stand-in's ADDDRIVE, and syncs: both servers' files equal, every cartridge reads
-back through both, and a second run changes nothing.
+drives to the primary through the stand-in's ADDDRIVE, and syncs: both servers' files equal, both keystores as they
+were, every cartridge reads back through both; those reads (usage records) are no change of the failback's files, so
+the second run changes nothing, and the ledger keeps every failover record.
 """
 from __future__ import annotations
 
@@ -90,10 +91,12 @@ def test_failback_keeps_the_redundants_files_and_drives_and_syncs(demo):  # pyli
     assert 'stopped' in run_demo.ekmctl(run_demo.PRIMARY, 'stop').stdout
 
     os.makedirs(os.path.join(run_demo.DEMO, 'cartridges'), exist_ok=True)
+    failover = {}
     for i, drive in enumerate(NEW_DRIVES * 2):
-        run_demo.tapeclient.write_cartridge(('127.0.0.1', PORT + 1), drive,
-                                            os.path.join(run_demo.DEMO, 'cartridges', 'b-%02d.cart' % i),
-                                            payload=b'failover %d\n' % i, volser='FB%04d' % i)
+        failover['FB%04d' % i] = run_demo.tapeclient.write_cartridge(
+            ('127.0.0.1', PORT + 1), drive, os.path.join(run_demo.DEMO, 'cartridges', 'b-%02d.cart' % i),
+            payload=b'failover %d\n' % i, volser='FB%04d' % i)['alias'].lower()
+    keystores = {host: sha256(files(host)['keystore']) for host in (run_demo.PRIMARY, run_demo.REDUNDANT)}
     redundant_before = {kind: sha256(path) for kind, path in files(run_demo.REDUNDANT).items()}
     assert redundant_before['keygroups'] != sha256(files(run_demo.PRIMARY)['keygroups'])
     assert run_demo.ekmctl(run_demo.PRIMARY, 'start').returncode == 0
@@ -104,8 +107,11 @@ def test_failback_keeps_the_redundants_files_and_drives_and_syncs(demo):  # pyli
         sys.executable, os.path.join(ROOT, 'roles', 'standin', 'files', 'tapeclient.py'), 'adddrive',
         '--server', '127.0.0.1:%d' % PORT, '--drive', '@DRIVE@']})
     # Check mode changes nothing and says what it would do.
+    primary_before = {kind: sha256(path) for kind, path in files(run_demo.PRIMARY).items()}
     _recap, out = run_demo.playbook(inventory, 'playbooks/failback.yml', '-e', add, '--check', '--diff')
     assert {kind: sha256(path) for kind, path in files(run_demo.REDUNDANT).items()} == redundant_before
+    assert {kind: sha256(path) for kind, path in files(run_demo.PRIMARY).items()} == primary_before
+    assert 'ekm-redundant: changed locally since the last sync: keygroups, drivetable' in out, out[-3000:]
     assert 'to be added to ekm-primary unless it knows them (check mode: nothing was added): FBNEW001, FBNEW002' in out, out[-3000:]
 
     recap, out = run_demo.playbook(inventory, 'playbooks/failback.yml', '-e', add)
@@ -116,12 +122,25 @@ def test_failback_keeps_the_redundants_files_and_drives_and_syncs(demo):  # pyli
     assert set(NEW_DRIVES) <= set(drives(files(run_demo.PRIMARY)['drivetable']))
     for kind in ('keystore', 'keygroups', 'drivetable'):
         assert sha256(files(run_demo.PRIMARY)[kind]) == sha256(files(run_demo.REDUNDANT)[kind]), kind
-    with open(os.path.join(run_demo.DEMO, 'ekm-ledger', 'demo-key-ledger.jsonl'), encoding='utf-8') as f:
-        ledger = f.read()
-    assert all('FB%04d' % i in ledger for i in range(4)), 'usage records of the failover are missing from the ledger'
-    recap, out = run_demo.playbook(inventory, 'playbooks/failback.yml', '-e', add)
-    assert all(c['changed'] == 0 for c in recap.values()), out[-4000:]
-    run_demo.playbook(inventory, 'playbooks/sync.yml')
-    # Reads last: each read is a key usage record, which the next ledger collection would rightly take in.
+    assert ledger_aliases(failover) == {v: [a] for v, a in failover.items()}, 'usage records of the failover are missing from the ledger'
+    # No key lost or changed: the keystores are the ones both servers had before the failover.
+    assert {host: sha256(files(host)['keystore']) for host in keystores} == keystores
+    # Cartridges read through both servers between two runs: new usage records in EKM's metadata files, no change of the
+    # files the failback manages; the second run is the plain sync and changes nothing.
     for host in (run_demo.PRIMARY, run_demo.REDUNDANT):
         assert run_demo.read_all(host) == (7, 7)
+    recap, out = run_demo.playbook(inventory, 'playbooks/failback.yml', '-e', add)
+    assert all(c['changed'] == 0 for c in recap.values()), out[-4000:]
+    assert 'no local change since the last sync' in out
+    recap, out = run_demo.playbook(inventory, 'playbooks/sync.yml')
+    assert all(c['changed'] == 0 for c in recap.values()), out[-4000:]
+    # The reads reach the ledger with the next collection; the failover's records are still there.
+    run_demo.playbook(inventory, 'playbooks/collect_ledger.yml')
+    assert ledger_aliases(failover) == {v: [a] for v, a in failover.items()}
+
+
+def ledger_aliases(volsers):
+    """The aliases the controller's ledger records for each VolSer."""
+    from ansible_collections.tapecrypt.ekm.plugins.module_utils import _ledger  # pylint: disable=import-outside-toplevel
+    ledger = _ledger.Ledger.load(os.path.join(run_demo.DEMO, 'ekm-ledger', 'demo-key-ledger.jsonl'))
+    return {volser: [a.lower() for a in ledger.aliases_for_volser(volser)] for volser in volsers}
