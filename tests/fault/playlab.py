@@ -9,11 +9,16 @@ of its own and, when asked, SIGKILLs that whole group when a line of its output 
 is started by ``ekmctl`` with ``setsid`` and outlives the kill, as a service would.
 
 Whoever runs this holds the lab lock (``flock /tmp/tapecrypt-lab.lock``): the ports are fixed.
+
+``TAPECRYPT_LAB_COLLECTION`` names another checkout of the collection whose playbooks and roles the lab then runs
+(the suite, its checks and the stand-in stay this checkout's): a row can so be shown to catch the defect of an older
+commit. Unset, the lab runs this checkout.
 """
 from __future__ import annotations
 
 import getpass
 import grp
+import hashlib
 import json
 import os
 import re
@@ -34,6 +39,9 @@ PRIMARY, REDUNDANT = 'ekm-primary', 'ekm-redundant'
 HOSTS = (PRIMARY, REDUNDANT)
 BASE_PORT = 38061
 BIN = os.path.dirname(os.path.abspath(sys.executable))
+COLLECTION = os.path.abspath(os.environ.get('TAPECRYPT_LAB_COLLECTION') or faults.ROOT)
+# What the running stand-ins and the harness write on their own: not EKM's files, left out of ``Lab.snapshot``.
+UNWATCHED = ('logs', 'run', 'audit', 'metadata', 'cartridges', '.ansible-tmp', 'ansible.log', 'inventory.yml')
 
 
 def build_standin(outdir):
@@ -67,6 +75,7 @@ class Lab:
         self.log = os.path.join(self.root, 'ansible.log')
         self.ranges = [{'prefix': 'DCA', 'first': 1, 'count': 12}]
         self.host_vars = {h: {} for h in HOSTS}
+        self.groups = {'ekm_primary': [PRIMARY], 'ekm_redundant': [REDUNDANT]}
         self.written = []
         os.makedirs(self.backup_dir, exist_ok=True)
         os.makedirs(self.cartridges, exist_ok=True)
@@ -118,8 +127,7 @@ class Lab:
                                                       'TransportListener.ssl.port': port + 100}},
                                **self.host_vars[host])
         inventory = {'all': {'vars': common, 'children': {'ekm': {'children': {
-            'ekm_primary': {'hosts': {PRIMARY: hosts[PRIMARY]}},
-            'ekm_redundant': {'hosts': {REDUNDANT: hosts[REDUNDANT]}}}}}}}
+            group: {'hosts': {h: hosts[h] for h in members}} for group, members in self.groups.items()}}}}}
         path = os.path.join(self.root, 'inventory.yml')
         with open(path, 'w', encoding='utf-8') as f:
             json.dump(inventory, f, indent=2)  # JSON is YAML
@@ -132,13 +140,13 @@ class Lab:
         every 5 ms from that line on: a file the task writes has changed) or ``kill_after`` seconds after the start.
         ``extra_env`` adds environment variables (``TAPECRYPT_FAULT_POINT`` kills a module at a named point)."""
         inventory = self.write_inventory()
-        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(faults.ROOT, '.build'), ANSIBLE_NOCOLOR='1',
+        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(COLLECTION, '.build'), ANSIBLE_NOCOLOR='1',
                    ANSIBLE_FORCE_COLOR='0', ANSIBLE_RETRY_FILES_ENABLED='0', ANSIBLE_LOCALHOST_WARNING='0',
                    ANSIBLE_INVENTORY_UNPARSED_WARNING='0', ANSIBLE_LOCAL_TEMP=os.path.join(self.root, '.ansible-tmp'),
                    PATH=BIN + os.pathsep + os.environ.get('PATH', ''), PYTHONUNBUFFERED='1')
         env.update(extra_env or {})
         cmd = [os.path.join(BIN, 'ansible-playbook'), '-i', inventory,
-               os.path.join(faults.ROOT, 'playbooks', name)] + list(extra)
+               os.path.join(COLLECTION, 'playbooks', name)] + list(extra)
         proc = subprocess.Popen(cmd, cwd=self.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, text=True, errors='replace', start_new_session=True)
         killed = threading.Event()
@@ -178,6 +186,25 @@ class Lab:
         with open(self.log, 'a', encoding='utf-8') as log:
             log.write('$ %s%s\n%s\n' % (' '.join(cmd[3:]), ' (KILLED)' if killed.is_set() else '', out))
         return Run(proc.returncode, out, killed.is_set())
+
+    def snapshot(self):
+        """Every file and directory of the lab with its content's hash and its mode, without what the running
+        stand-ins and the harness write on their own: "nothing was changed" made checkable."""
+        found = {}
+        for base, dirs, files in os.walk(self.root):
+            dirs[:] = [d for d in dirs if d not in UNWATCHED]
+            for name in dirs + files:
+                path = os.path.join(base, name)
+                if name in UNWATCHED:
+                    continue
+                if os.path.islink(path):
+                    found[path] = 'link:' + os.readlink(path)
+                elif os.path.isfile(path):
+                    with open(path, 'rb') as f:
+                        found[path] = (hashlib.sha256(f.read()).hexdigest(), os.stat(path).st_mode)
+                else:
+                    found[path] = ('dir', os.stat(path).st_mode)
+        return found
 
     # --- EKM and cartridges --------------------------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 # Copyright (c) 2026 tapecrypt.ekm contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""SIGKILL of ansible-playbook's whole process tree at named moments of the collection's real playbooks.
+"""SIGKILL of ansible-playbook's whole process tree at named moments of the collection's real playbooks; runs with
+a wrong inventory and with a full disk.
 
 One lab for the module (tests/fault/playlab.py: a primary and a redundant stand-in EKM on this machine), provisioned
 once with site.yml; every case adds a few keys, kills a run, checks, runs again and checks again, so the lab is whole
@@ -12,14 +13,18 @@ The lab's ports are fixed: run the stage under the lab lock (flock /tmp/tapecryp
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import shutil
+import subprocess
 
 import pytest
 
 from ansible_collections.tapecrypt.ekm.plugins.module_utils import _jceks
 from ansible_collections.tapecrypt.ekm.plugins.modules import keystore as keystore_module
 from ansible_collections.tapecrypt.ekm.tests.fault import faults, invariant, playlab
-from ansible_collections.tapecrypt.ekm.tests.fault.playlab import PASSWORD, PRIMARY, REDUNDANT
+from ansible_collections.tapecrypt.ekm.tests.fault.playlab import HOSTS, PASSWORD, PRIMARY, REDUNDANT
 
 
 @pytest.fixture(scope='module')
@@ -203,6 +208,7 @@ def test_sync_completed_from_its_journal(lab, tally, point):
     problems += rerun(lab, 'sync.yml')
     problems += check(lab, 'after the rerun')
     problems += served_and_backed_up(lab, keys)
+    problems += serve_and_read(lab, keys)
     tally.record('sync completed from its journal (kill at %s)' % point.split(':')[0], not problems)
     assert not problems
 
@@ -224,6 +230,230 @@ def test_sync_completed_from_its_journal_then_killed_again(lab, tally, kill_on):
     problems += rerun(lab, 'sync.yml')
     problems += check(lab, 'after the rerun')
     problems += served_and_backed_up(lab, keys)
+    problems += serve_and_read(lab, keys)
     where = 'restart' if 'Restart' in kill_on else 'backup'
     tally.record('sync completed from its journal, killed again at its %s' % where, not problems)
+    assert not problems
+
+
+def serve_and_read(lab, keys):
+    """add_keys.yml brings the staged keys into service (the seed names them); a cartridge written through the primary
+    with one of them reads through the redundant, as every cartridge before it."""
+    return rerun(lab, 'add_keys.yml') + cartridge(lab, set(keys))
+
+
+# The redundant's EKM is restarted by the handler that the sync's install notifies, then the backup role runs.
+RESTART_HANDLER = r'^RUNNING HANDLER \[tapecrypt\.ekm\.server : Restart EKM with ekmctl\]'
+FIRST_BACKUP_TASK = r'^TASK \[tapecrypt\.ekm\.backup : '
+
+
+def test_sync_killed_before_the_redundant_restart(lab, tally):
+    """sync.yml killed as soon as the new keystore is installed on the redundant: the rerun, which finds nothing left
+    to copy, restarts its EKM and backs up."""
+    keys = stage_keys_on_primary(lab)
+    killed = lab.playbook('sync.yml', kill_on=r'^TASK \[tapecrypt\.ekm\.sync : Copy the primary',
+                          kill_when=lambda: set(keys) <= (faults.keystore_aliases(lab.keystore(REDUNDANT), PASSWORD)
+                                                          or set()))
+    problems = [] if killed.killed else ['the kill point was not reached: %r' % killed]
+    if isinstance(playlab.served_key(lab, REDUNDANT, sorted(keys)[0]), bytes):
+        problems.append('the redundant already serves the new keys: the case tests nothing')
+    problems += check(lab, 'after the kill')
+    problems += rerun(lab, 'sync.yml')
+    problems += check(lab, 'after the rerun')
+    problems += served_and_backed_up(lab, keys)
+    problems += serve_and_read(lab, keys)
+    tally.record('sync kill before the redundant restart', not problems)
+    assert not problems
+
+
+@pytest.mark.parametrize('where', ['restart', 'backup'])
+def test_sync_killed_at_or_after_the_restart(lab, tally, where):
+    """sync.yml killed as its restart of the redundant's EKM begins, or after it, at the backup: the rerun restarts
+    where the EKM still runs older files and makes the backup the killed run owed."""
+    keys = stage_keys_on_primary(lab)
+    killed = lab.playbook('sync.yml', kill_on=RESTART_HANDLER if where == 'restart' else FIRST_BACKUP_TASK)
+    problems = [] if killed.killed else ['the kill point was not reached: %r' % killed]
+    problems += check(lab, 'after the kill')
+    problems += rerun(lab, 'sync.yml')
+    problems += check(lab, 'after the rerun')
+    problems += served_and_backed_up(lab, keys)
+    problems += serve_and_read(lab, keys)
+    tally.record('sync kill at its %s' % where, not problems)
+    assert not problems
+
+
+# --- issue 14: wrong inventories are refused before any key is made; verify.yml names them -----------------------
+
+WRONG_INVENTORIES = {
+    # The redundant's ekm_home is the primary's, spelt through a symbolic link: the same files, another path.
+    'shared directory': ({'ekm_primary': [PRIMARY], 'ekm_redundant': [REDUNDANT]},
+                         '%s and %s would share their EKM files' % (PRIMARY, REDUNDANT)),
+    'two primaries': ({'ekm_primary': [PRIMARY, REDUNDANT], 'ekm_redundant': []},
+                      'ekm_primary must hold exactly one host'),
+    'host in both groups': ({'ekm_primary': [PRIMARY, REDUNDANT], 'ekm_redundant': [REDUNDANT]},
+                            '%s is in both ekm_primary and ekm_redundant' % REDUNDANT),
+}
+
+
+@pytest.mark.parametrize('wrong', sorted(WRONG_INVENTORIES))
+def test_wrong_inventory_is_refused_before_any_key_is_made(lab, tally, wrong):
+    """add_keys.yml with a new range stops in its preflight, naming the problem, with not one file changed (no key
+    made anywhere); verify.yml reports the inventory as a problem."""
+    groups, message = WRONG_INVENTORIES[wrong]
+    link = os.path.join(lab.root, 'same-home')
+    if wrong == 'shared directory':
+        os.symlink(lab.home(PRIMARY), link)
+        lab.host_vars[REDUNDANT] = {'ekm_home': link + '/'}
+    lab.groups = groups
+    new = lab.new_range()
+    before = lab.snapshot()
+    try:
+        refused = lab.playbook('add_keys.yml')
+        problems = [] if refused.rc != 0 else ['add_keys.yml succeeded: %r' % refused]
+        if message not in refused.out or 'Nothing was changed.' not in refused.out:
+            problems.append('add_keys.yml does not say %r and that nothing was changed: %r' % (message, refused))
+        changed = sorted(set(before.items()) ^ set(lab.snapshot().items()))
+        if changed:
+            problems.append('files changed: %s' % sorted({path for path, dummy in changed})[:6])
+        verify = lab.playbook('verify.yml')
+        if verify.rc == 0 or message not in verify.out:
+            problems.append('verify.yml does not report %r: %r' % (message, verify))
+    finally:
+        lab.groups = {'ekm_primary': [PRIMARY], 'ekm_redundant': [REDUNDANT]}
+        lab.host_vars[REDUNDANT] = {}
+        lab.ranges.pop()  # never made: the next case's seed is the lab's as it was
+        if os.path.islink(link):
+            os.remove(link)
+    problems += check(lab, 'after the refused run')
+    tally.record('add_keys with a wrong inventory (%s)' % wrong, not problems)
+    assert not problems
+
+
+# --- issue 14: a full medium ---------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def small_filesystem(path):
+    """A small tmpfs mounted at ``path`` with what ``path`` held (and 64 KiB more room); at the end it is unmounted
+    and what it then held is ``path``'s again. ``fill`` then makes it full, ``free`` gives the room back."""
+    if os.geteuid() != 0:
+        pytest.skip('a full medium here is a small tmpfs, which only root can mount')
+    aside = path + '.on-disk'
+    os.rename(path, aside)
+    os.mkdir(path)
+    shutil.copystat(aside, path)
+    size = 64 * 1024 + sum(4096 + os.path.getsize(os.path.join(base, name))
+                           for base, dummy, names in os.walk(aside) for name in names)
+    subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=%d,mode=%o' % (size, os.stat(aside).st_mode & 0o7777),
+                    'tmpfs', path], check=True)
+    try:
+        for name in os.listdir(aside):
+            src = os.path.join(aside, name)
+            (shutil.copytree if os.path.isdir(src) else shutil.copy2)(src, os.path.join(path, name))
+        yield path
+    finally:
+        after = path + '.after'
+        shutil.copytree(path, after, symlinks=True, ignore=shutil.ignore_patterns(FILLER))
+        subprocess.run(['umount', path], check=True)
+        os.rmdir(path)
+        os.rename(after, path)
+        shutil.rmtree(aside)
+
+
+FILLER = 'filler'
+
+
+def fill(directory):
+    """Write a file into ``directory`` until its filesystem is full."""
+    fd = os.open(os.path.join(directory, FILLER), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        while True:
+            os.write(fd, b'\0' * 4096)
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC, exc
+    finally:
+        os.close(fd)
+
+
+def free(directory):
+    os.remove(os.path.join(directory, FILLER))
+
+
+def test_add_keys_with_only_the_redundants_backup_medium_full(lab, tally):
+    """The redundant's own medium is full, the primary's has room: the primary is backed up all the same (the
+    redundant's failure skips no other host's backup); once the medium has room the rerun completes."""
+    medium = os.path.join(lab.root, 'redundant-medium')
+    os.makedirs(medium, exist_ok=True)
+    new = lab.new_range()
+    with small_filesystem(medium):
+        fill(medium)
+        lab.host_vars[REDUNDANT] = {'ekm_backup_dest': medium}
+        try:
+            failed = lab.playbook('add_keys.yml')
+            problems = [] if failed.rc != 0 else ['add_keys.yml succeeded with a full medium: %r' % failed]
+            set_path, held = invariant.newest_verified_set(lab.backup_host_dir(PRIMARY), PASSWORD)
+            if not new <= set(held):
+                problems.append("the primary's newest verified backup set %s lacks the new keys: %r" % (set_path, failed))
+            problems += check(lab, 'after the failed run')
+            free(medium)
+            problems += rerun(lab, 'add_keys.yml')
+            problems += check(lab, 'after the rerun')
+            problems += cartridge(lab, new)
+        finally:
+            lab.host_vars[REDUNDANT] = {}
+    tally.record("add_keys with only the redundant's backup medium full", not problems)
+    assert not problems
+
+
+def test_sync_with_the_redundants_keystore_disk_full(lab, tally):
+    """The sync cannot write the new keystore: its message names the file and says nothing was changed, and nothing
+    was; once there is room the rerun installs it, restarts EKM and backs up."""
+    keys = stage_keys_on_primary(lab)
+    keystore_dir = os.path.dirname(lab.keystore(REDUNDANT))
+    with small_filesystem(keystore_dir):
+        fill(keystore_dir)
+        before = {p: v for p, v in lab.snapshot().items() if not p.endswith('/' + FILLER)}
+        failed = lab.playbook('sync.yml')
+        problems = [] if failed.rc != 0 else ['sync.yml succeeded on a full disk: %r' % failed]
+        if 'No space left on device' not in failed.out or 'Nothing was changed' not in failed.out \
+                or lab.keystore(REDUNDANT) not in failed.out:
+            problems.append('the message names no file or does not say that nothing was changed: %r' % failed)
+        changed = sorted(set(before.items()) ^ {(p, v) for p, v in lab.snapshot().items() if not p.endswith('/' + FILLER)})
+        if changed:
+            problems.append('files changed: %s' % sorted({path for path, dummy in changed})[:6])
+        free(keystore_dir)
+        problems += rerun(lab, 'sync.yml')
+        problems += check(lab, 'after the rerun')
+        problems += served_and_backed_up(lab, keys)
+    problems += serve_and_read(lab, keys)
+    tally.record("sync with the redundant's keystore disk full", not problems)
+    assert not problems
+
+
+# --- a killed run's private copy of a backup set on the host -----------------------------------------------------
+
+def copies_left(lab):
+    return sorted(os.path.join(host, n) for host in HOSTS for n in os.listdir(os.path.dirname(lab.keystore(host)))
+                  if n.startswith('.tapecrypt-copies.'))
+
+
+def test_backup_to_the_controller_killed_while_copying_the_set_to_the_host(lab, tally):
+    """With the sets made on the controller, the role copies the verified set into a private directory beside the
+    host's keystore; a run killed then leaves it, and the next run of add_keys.yml (the keystore module on the primary,
+    the sync on the redundant) removes it."""
+    for host in HOSTS:
+        lab.host_vars[host] = {'ekm_backup_where': 'controller', 'ekm_backup_controller_dest': lab.backup_dir}
+    try:
+        killed = lab.playbook('backup.yml', kill_on=r'^TASK \[tapecrypt\.ekm\.backup : Copy the verified set to the host\]')
+    finally:
+        for host in HOSTS:
+            lab.host_vars[host] = {}
+    left = copies_left(lab)
+    problems = [] if killed.killed and left else ['no copy left by the kill: %s %r' % (left, killed)]
+    problems += check(lab, 'after the kill')
+    new = lab.new_range()
+    problems += rerun(lab, 'add_keys.yml')
+    problems += ['left after the next run: %s' % n for n in copies_left(lab)]
+    problems += check(lab, 'after the rerun')
+    problems += cartridge(lab, new)
+    tally.record("backup to the controller killed while copying the set to the host", not problems)
     assert not problems
