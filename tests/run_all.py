@@ -3,8 +3,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Run every test stage of tapecrypt.ekm and end with one ``total: N passed, N failed`` line.
 
-Stages run one after another; a failing stage does not stop the others, so one run shows
-everything that is wrong. Each stage's full output goes to ``tests/output/logs/<stage>.log``
+Stages run in two lanes at once (see ``LAB_STAGES``); within a lane, one after another. A failing
+stage does not stop the others, so one run shows everything that is wrong. Each stage's full output goes to ``tests/output/logs/<stage>.log``
 and is echoed; the counts come from JUnit XML (pytest's ``--junitxml``, ansible-test's
 ``tests/output/junit/``: one case per test, sanity test and integration target), and one result
 per lint tool and per Molecule scenario.
@@ -29,6 +29,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
 
@@ -51,6 +52,13 @@ CORES = {
     '2.21': ('3.13', '3.12'),
 }
 NOT_TESTED = []
+# Stages that use the lab (SSH lab hosts, stand-in EKMs on fixed ports, Molecule, ansible-lint's and Molecule's copies of
+# the collection): they run one after another in the lab lane, whose output is echoed as it comes. Every other stage
+# (ansible-test, plain pytest on local files, the JDK) runs at the same time in the tool lane, whose output goes to
+# its logs (echoed only for a stage that fails). TAPECRYPT_SERIAL=1 runs every stage in one lane, echoed.
+LAB_STAGES = ('fault', 'standin', 'lab', 'playbooks', 'examples', 'eda', 'lint', 'molecule')
+QUIET = threading.local()
+PRINT_LOCK = threading.Lock()
 
 
 def env(venv_bin=VENV_BIN):
@@ -72,18 +80,30 @@ def run(name, cmd, cwd=ROOT, extra_env=None, venv_bin=VENV_BIN):
     os.makedirs(LOGS, exist_ok=True)
     e = env(venv_bin)
     e.update(extra_env or {})
-    print('\n=== %s: %s' % (name, ' '.join(cmd)), flush=True)
+    echo = not getattr(QUIET, 'on', False)
+    say('\n=== %s: %s' % (name, ' '.join(cmd)))
     out = []
     with open(os.path.join(LOGS, name + '.log'), 'w', encoding='utf-8') as log:
         proc = subprocess.Popen(cmd, cwd=cwd, env=e, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, text=True, errors='replace')
         for line in proc.stdout:
-            sys.stdout.write(line)
+            if echo:
+                sys.stdout.write(line)
             log.write(line)
             out.append(line)
         rc = proc.wait()
     sys.stdout.flush()
+    if not echo and rc:
+        say('=== %s exited %d; the end of its log (%s):\n%s' % (name, rc, os.path.join(LOGS, name + '.log'),
+                                                              ''.join(out[-150:])))
     return rc, ''.join(out)
+
+
+def say(text):
+    """Print a line (one write, so that lines of two lanes never mix)."""
+    with PRINT_LOCK:
+        sys.stdout.write(text + '\n')
+        sys.stdout.flush()
 
 
 def junit_cases(paths):
@@ -255,7 +275,7 @@ def _pytest_dir(name, path, *extra, series=None):
         report = os.path.join(ROOT, 'tests', 'output', 'junit', name + '.xml')
         if os.path.exists(report):
             os.remove(report)
-        rc, _out = run(name, [python, '-m', 'pytest', '-q', '-p', 'no:cacheprovider',
+        rc, _out = run(name, [python, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', '--durations=10',
                               '--junitxml=' + report, path] + list(extra), venv_bin=os.path.dirname(python))
         return junit_counts(rc, [report] if os.path.exists(report) else [])
     return stage
@@ -287,7 +307,8 @@ def st_eda():
     report = os.path.join(ROOT, 'tests', 'output', 'junit', 'eda.xml')
     if os.path.exists(report):
         os.remove(report)
-    rc, _out = run('eda', [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', '--junitxml=' + report,
+    rc, _out = run('eda', [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', '--durations=10',
+                           '--junitxml=' + report,
                            'tests/eda'], extra_env={'TAPECRYPT_RULEBOOK_BIN': rulebook_venv()})
     return junit_counts(rc, [report] if os.path.exists(report) else [])
 
@@ -296,9 +317,9 @@ def not_testable(name, series, venv_bin, detail):
     """Report the venv chosen for ``series``; True (and noted as not tested) when there is none."""
     if venv_bin is None:
         NOT_TESTED.append('ansible-core %s (%s): %s' % (series, name, detail))
-        print('\n=== %s: NOT TESTED, ansible-core %s %s' % (name, series, detail), flush=True)
+        say('\n=== %s: NOT TESTED, ansible-core %s %s' % (name, series, detail))
         return True
-    print('\n=== %s: ansible-core %s on Python %s' % (name, series, detail), flush=True)
+    say('\n=== %s: ansible-core %s on Python %s' % (name, series, detail))
     return False
 
 
@@ -373,6 +394,23 @@ STAGES = {
 }
 
 
+def run_lane(names, results, quiet):
+    """Run ``names`` one after another into ``results`` (name -> (name, passed, failed, seconds))."""
+    QUIET.on = quiet
+    for name in names:
+        start = time.monotonic()
+        if quiet:
+            say('=== %s: started (tool lane; log %s)' % (name, os.path.join(LOGS, name + '.log')))
+        try:
+            passed, failed = STAGES[name]()
+        except Exception as exc:  # a broken stage is a failure, never a silent pass
+            say('stage %s crashed: %s' % (name, exc))
+            passed, failed = 0, 1
+        results[name] = (name, passed, failed, time.monotonic() - start)
+        if quiet:
+            say('=== %s: %d passed, %d failed in %.1f s (tool lane)' % (name, passed, failed, results[name][3]))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument('--stages', default=','.join(STAGES), help='comma-separated subset of: ' + ', '.join(STAGES))
@@ -384,15 +422,18 @@ def main():
     os.makedirs(TEST_HOME, exist_ok=True)
     if any(s.split('-')[0] in ('unit', 'sanity', 'integration', 'docs') for s in wanted):
         stage_copy()
-    results = []
-    for name in wanted:
-        start = time.monotonic()
-        try:
-            passed, failed = STAGES[name]()
-        except Exception as exc:  # a broken stage is a failure, never a silent pass
-            print('stage %s crashed: %s' % (name, exc))
-            passed, failed = 0, 1
-        results.append((name, passed, failed, time.monotonic() - start))
+    if any(s in ('lint', 'molecule') for s in wanted):
+        link_user_collection()
+    results = {}
+    started = time.monotonic()
+    if os.environ.get('TAPECRYPT_SERIAL') == '1':
+        run_lane(wanted, results, quiet=False)
+    else:
+        tools = threading.Thread(target=run_lane, args=([s for s in wanted if s not in LAB_STAGES], results, True))
+        tools.start()
+        run_lane([s for s in wanted if s in LAB_STAGES], results, quiet=False)
+        tools.join()
+    results = [results[name] for name in wanted]
     print('\n%-17s %8s %8s %9s' % ('stage', 'passed', 'failed', 'seconds'))
     for name, passed, failed, secs in results:
         print('%-17s %8d %8d %9.1f' % (name, passed, failed, secs))
@@ -400,6 +441,7 @@ def main():
     total_f = sum(r[2] for r in results)
     for line in NOT_TESTED:
         print('not tested: ' + line)
+    print('wall clock: %.1f seconds' % (time.monotonic() - started))
     print('total: %d passed, %d failed' % (total_p, total_f))
     return 1 if total_f or not total_p else 0
 
