@@ -26,19 +26,6 @@ BIN = os.path.dirname(os.path.abspath(sys.executable))
 COLLECTIONS = os.path.join(ROOT, '.build')
 PASSWORD = 'phases-pass-42'
 
-sys.path.insert(0, os.path.join(ROOT, 'tests', 'standin'))
-import standin_fixtures  # noqa: E402  pylint: disable=wrong-import-position,import-error
-
-
-@pytest.fixture(scope='module')
-def archive(tmp_path_factory):
-    link = os.path.join(COLLECTIONS, 'ansible_collections', 'tapecrypt', 'ekm')
-    if not os.path.exists(link):
-        os.makedirs(os.path.dirname(link), exist_ok=True)
-        os.symlink(ROOT, link)
-    path = standin_fixtures.build_archive(str(tmp_path_factory.mktemp('dist')))
-    with open(str(path) + '.sha256', encoding='utf-8') as f:
-        return str(path), f.read().split()[0]
 
 
 def write_inventory(tmp_path, archive, ranges=({'prefix': 'PHA', 'first': 1, 'count': 4},)):
