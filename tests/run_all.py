@@ -94,8 +94,8 @@ def run(name, cmd, cwd=ROOT, extra_env=None, venv_bin=VENV_BIN):
         rc = proc.wait()
     sys.stdout.flush()
     if not echo and rc:
-        say('=== %s exited %d; the end of its log (%s):\n%s' % (name, rc, os.path.join(LOGS, name + '.log'),
-                                                              ''.join(out[-150:])))
+        tail = ''.join(out[-150:])
+        say('=== %s exited %d; the end of its log (%s):\n%s' % (name, rc, os.path.join(LOGS, name + '.log'), tail))
     return rc, ''.join(out)
 
 

@@ -19,13 +19,10 @@ import re
 import subprocess
 import sys
 
-import pytest
-
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(os.path.abspath(sys.executable))
 COLLECTIONS = os.path.join(ROOT, '.build')
 PASSWORD = 'phases-pass-42'
-
 
 
 def write_inventory(tmp_path, archive, ranges=({'prefix': 'PHA', 'first': 1, 'count': 4},)):

@@ -30,7 +30,6 @@ PASSWORD = 'preflight-pass'
 NOTHING = 'Nothing was changed.'
 
 
-
 def free_port():
     with contextlib.closing(socket.socket()) as s:
         s.bind(('127.0.0.1', 0))

@@ -25,7 +25,6 @@ COLLECTIONS = os.path.join(ROOT, '.build')
 PASSWORD = 'bad-input-pass'
 
 
-
 def host_vars(tmp_path, archive, **overrides):
     ekm_home = str(tmp_path / 'ekm')
     (tmp_path / 'backup').mkdir(exist_ok=True)  # the backup medium, outside the EKM's directories
