@@ -39,7 +39,7 @@ def drives(path):
     with open(path, 'rb') as f:
         data = f.read()
     pos, found = 8 + 2 + 4, []
-    for _ in range(struct.unpack('>i', data[10:14])[0]):
+    for _entry in range(struct.unpack('>i', data[10:14])[0]):
         serials = []
         for _text in range(2):
             size = struct.unpack('>H', data[pos:pos + 2])[0]
