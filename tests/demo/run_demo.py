@@ -31,6 +31,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEMO = os.path.join(ROOT, 'demo')
@@ -226,6 +227,40 @@ def ekmctl(host, action):
                           stderr=subprocess.STDOUT, text=True, check=False)
 
 
+def ekm_pid(host):
+    with open(os.path.join(home(host), 'run', 'ekm.pid'), encoding='utf-8') as handle:
+        return handle.read().strip()
+
+
+def primary_watch():
+    """The rulebook's event source (tapecrypt.ekm.ekm_files) on the primary's files, run here without ansible-rulebook:
+    its first look now; the function it returns looks until the change settles and describes the one event."""
+    import asyncio  # pylint: disable=import-outside-toplevel
+    import importlib.util  # pylint: disable=import-outside-toplevel
+    spec = importlib.util.spec_from_file_location('ekm_files', os.path.join(
+        ROOT, 'extensions', 'eda', 'plugins', 'event_source', 'ekm_files.py'))
+    ekm_files = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ekm_files)
+    events = []
+
+    class Queue:
+        async def put(self, event):
+            events.append(event['ekm_files'])
+    files = {name: os.path.join(home(PRIMARY), name_) for name, name_ in
+             (('keystore', 'keystore/EKMKeys.jck'), ('keygroups', 'KeyGroups.xml'), ('drivetable', 'filedrive.table'))}
+    source = ekm_files.Source(Queue(), {'files': files, 'interval': 0.5, 'settle': 1, 'primary': PRIMARY})
+    asyncio.run(source.step())
+
+    def settled():
+        for _look in range(60):
+            if asyncio.run(source.step()):
+                break
+            time.sleep(0.5)
+        return ('event source tapecrypt.ekm.ekm_files: %d event for the burst, files changed: %s' % (
+            len(events), ', '.join(events[0]['changed'])) if events else 'event source: no event within 30 s')
+    return settled
+
+
 def write_cartridges(host, count, tag):
     written = []
     os.makedirs(os.path.join(DEMO, 'cartridges'), exist_ok=True)
@@ -274,6 +309,11 @@ def show(out, marker):
             for line in lines:
                 print('   ' + line)
             return
+
+
+def messages(out):
+    """The one-line debug messages (``"msg": "..."``) of a playbook run."""
+    return [json.loads(m) for m in re.findall(r'^\s*"msg": ("(?:[^"\\]|\\.)*")$', out, re.M)]
 
 
 def show_safety(out):
@@ -380,12 +420,16 @@ def run_story(dialect):
     print('   %s; symmetricKeySet of %s: %s' % (changed(recap), REDUNDANT, key_set(REDUNDANT)))
     if key_set(PRIMARY) != key_set(REDUNDANT) or 'DMB' not in key_set(PRIMARY):
         raise SystemExit('the new range, now safe, was not served on both servers')
+    watch = primary_watch()
     written += write_cartridges(PRIMARY, 4, 'b')
     print('   wrote 4 more cartridges through the primary')
+    print('   %s' % watch())
 
-    step('4. playbooks/sync.yml (the scheduled sync) and playbooks/verify.yml (the drift report)')
+    step('4. playbooks/sync.yml (what the rulebook runs on that event, or a timer) and playbooks/verify.yml (the drift report)')
+    pid = ekm_pid(REDUNDANT)
     recap, _out = playbook(inventory, 'playbooks/sync.yml')
-    print('   sync.yml: %s' % changed(recap))
+    how = 'reloaded its key groups and drive table, no restart' if ekm_pid(REDUNDANT) == pid else 'was restarted'
+    print('   sync.yml: %s; the redundant EKM %s' % (changed(recap), how))
     recap, out = playbook(inventory, 'playbooks/verify.yml')
     show(out, 'server')
     in_sync = inventory_of(PRIMARY)[1]['digest'] == inventory_of(REDUNDANT)[1]['digest']
@@ -398,13 +442,19 @@ def run_story(dialect):
     step('5a. the key-usage ledger: cartridges with VolSers, playbooks/collect_ledger.yml between metadata rotations')
     report['ledger'] = ledger_story(inventory)
 
-    step('6. the primary is lost: its EKM stops; every cartridge is read back through the redundant EKM')
+    step('6. the primary is lost: its EKM stops; the library fails over: it writes and reads through the redundant EKM')
     print('   ' + ekmctl(PRIMARY, 'stop').stdout.strip().splitlines()[-1])
+    failover = write_failover_cartridges()
+    print('   wrote %d cartridges through %s, from drives %s that neither server knew; its KeyGroups.xml and drive '
+          'table changed there' % (len(failover), REDUNDANT, ', '.join(FAILOVER_DRIVES)))
     ok, total = read_all(REDUNDANT)
     print('   read back %d of %d cartridges through %s' % (ok, total, REDUNDANT))
     report['cartridges'] = {'written': total, 'read_back': ok, 'read_via': REDUNDANT}
     if ok != total:
         raise SystemExit('cartridges could not be read through the redundant EKM')
+
+    step('6a. the primary is back: sync.yml refuses the redundant\'s changed files; playbooks/failback.yml')
+    report['failback'] = failback_story(inventory, failover)
 
     step('7. disaster on the primary: its keystore and key groups are gone; playbooks/restore.yml brings them back')
     for name in ('keystore/EKMKeys.jck', 'KeyGroups.xml'):
@@ -427,6 +477,56 @@ def run_story(dialect):
         f.write('\n')
     print('\n== report: %s' % os.path.join(DEMO, 'report.json'))
     print(json.dumps(report, indent=2, sort_keys=True))
+
+
+FAILOVER_DRIVES = ('DRIVE11', 'DRIVE12')
+
+
+def write_failover_cartridges():
+    """Cartridges with VolSers written through the redundant EKM from drives it learns: {VolSer: alias}."""
+    written = {}
+    for i, drive in enumerate(FAILOVER_DRIVES * 2):
+        volser = 'FOV%03d' % i
+        written[volser] = tapeclient.write_cartridge(
+            ('127.0.0.1', PORTS[REDUNDANT]), drive, os.path.join(DEMO, 'cartridges', 'r-%02d.cart' % i),
+            payload=b'written during the failover\n', volser=volser)['alias'].lower()
+    return written
+
+
+def failback_story(inventory, failover):
+    """The primary's EKM starts again; failback.yml keeps, adds and syncs; a second run changes nothing."""
+    from ansible_collections.tapecrypt.ekm.plugins.module_utils import _ledger  # pylint: disable=import-outside-toplevel
+    print('   ' + ekmctl(PRIMARY, 'start').stdout.strip().splitlines()[-1])
+    _recap, out = playbook(inventory, 'playbooks/sync.yml', expect_fail=True)
+    refused = sorted(set(re.findall(r'(KeyGroups\.xml|The drive table) on this redundant server \([^)]*\) was changed '
+                                    r'locally since the last sync', out)))
+    print('   sync.yml fails: %s on %s changed locally since the last sync (not overwritten without force)'
+          % (' and '.join(r.replace('The drive', 'the drive') for r in refused), REDUNDANT))
+    if not refused:
+        raise SystemExit('sync.yml did not name the files the redundant EKM changed while it served alone')
+    add = ['-e', json.dumps({'ekm_failback_add_drive_command': [
+        sys.executable, os.path.join(ROOT, 'roles', 'standin', 'files', 'tapeclient.py'), 'adddrive',
+        '--server', '127.0.0.1:%d' % PORTS[PRIMARY], '--drive', '@DRIVE@']})]
+    recap, out = playbook(inventory, 'playbooks/failback.yml', *add)
+    for marker in ('drives added to', '%s: replaced' % REDUNDANT):
+        print('   ' + next((m for m in messages(out) if m.startswith(marker)), marker + ' ... (not found in the output)'))
+    print('   failback.yml: %s' % changed(recap))
+    same = all(inventory_of(h)[1]['digest'] for h in (PRIMARY, REDUNDANT)) and \
+        inventory_of(PRIMARY)[1]['digest'] == inventory_of(REDUNDANT)[1]['digest']
+    ledger = _ledger.Ledger.load(os.path.join(DEMO, 'ekm-ledger', 'demo-key-ledger.jsonl'))
+    kept = [v for v, alias in failover.items() if alias in [a.lower() for a in ledger.aliases_for_volser(v)]]
+    print('   the ledger names the key of %d of the %d cartridges written during the failover' % (len(kept), len(failover)))
+    reads = {host: read_all(host) for host in (PRIMARY, REDUNDANT)}
+    print('   read back through both servers: %s' % ', '.join('%s %d of %d' % ((h,) + reads[h]) for h in reads))
+    recap, _out = playbook(inventory, 'playbooks/failback.yml', *add)
+    print('   failback.yml again after those reads: %s' % changed(recap))
+    playbook(inventory, 'playbooks/collect_ledger.yml')
+    print('   the usage records of those reads go into the ledger with the next collect_ledger.yml')
+    if len(kept) != len(failover) or any(ok != total for ok, total in reads.values()) or not same:
+        raise SystemExit('the failback lost usage records or cartridges could not be read through both servers')
+    if any(c['changed'] for c in recap.values()):
+        raise SystemExit('the second failback.yml run changed something: not idempotent')
+    return {'failover_cartridges': len(failover), 'in_ledger': len(kept), 'read_back': {h: reads[h][0] for h in reads}}
 
 
 def ledger_story(inventory):
