@@ -14,14 +14,15 @@ from ansible_collections.tapecrypt.ekm.plugins.plugin_utils import _verify
 
 
 def verify_report(inputs, primary, redundant=None, ledger=None, check_backups=True, backup_max_age_hours=26,
-                  ledger_max_age_hours=26, site_problems=None):
+                  ledger_max_age_hours=26, site_problems=None, previous=None):
     """verify.yml's report from the per-server results: states, problems, hints, table lines, HTML page, stats."""
     if not isinstance(inputs, Mapping):
         raise AnsibleFilterError('verify_report expects a dictionary from server name to its results, not %r.' % (inputs,))
     try:
         report = _verify.build({str(k): dict(v or {}) for k, v in inputs.items()}, str(primary), list(redundant or []),
                                dict(ledger) if ledger else None, bool(check_backups), float(backup_max_age_hours),
-                               float(ledger_max_age_hours), site_problems=list(site_problems or []))
+                               float(ledger_max_age_hours), site_problems=list(site_problems or []),
+                               previous=dict(previous) if isinstance(previous, Mapping) else None)
     except (TypeError, ValueError, AttributeError) as exc:
         raise AnsibleFilterError('verify_report could not read its input: %s' % exc) from None
     report['table'] = _verify.table(report)

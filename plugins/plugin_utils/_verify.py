@@ -15,6 +15,7 @@ FQCN = {
     'sync': 'tapecrypt.ekm.sync',
     'backup': 'tapecrypt.ekm.backup',
     'collect_ledger': 'tapecrypt.ekm.collect_ledger',
+    'failback': 'tapecrypt.ekm.failback',
     'site': 'tapecrypt.ekm.site',
     'restore': 'tapecrypt.ekm.restore',
 }
@@ -24,8 +25,11 @@ HINTS = {
     'CONFIG DRIFT': 'Run playbook %s to write the configuration from the seed again, or change the seed.' % FQCN['site'],
     'SYNC FAILURES': ("EKM's own sync to its partner failed (its audit log says so); run playbook %s and check the "
                       'network between the servers.' % FQCN['sync']),
-    'SERVED SINCE SYNC': ('A redundant EKM served key requests since its last sync: the primary may have been '
-                          'unreachable. Check the primary, then run playbook %s.' % FQCN['sync']),
+    'SERVED SINCE SYNC': ('A redundant EKM served key requests since its last sync: the library could not reach the '
+                          'primary. Bring the site back once the primary serves again: playbook %s when the redundant '
+                          'wrote cartridges (its KeyGroups.xml or drive table changed), else playbook %s for the usage '
+                          'records of its reads, then playbook %s; the state is reported until then.'
+                          % (FQCN['failback'], FQCN['collect_ledger'], FQCN['sync'])),
     'DRIFT': 'Run playbook %s to copy what changed on the primary.' % FQCN['sync'],
     'CONFLICT': ('A conflict is not repaired by a sync: the same alias holds different keys; see '
                  'docs/redundant-and-sync.md.'),
@@ -38,6 +42,8 @@ HINTS = {
                      % FQCN['collect_ledger']),
 }
 OK_STATES = ('primary', 'in sync')
+# States shown in the table instead of 'primary' or 'in sync'.
+REPLACE_BASE = ('UNREACHABLE', 'ERROR', 'CONFLICT', 'DRIFT', 'STALE')
 
 
 def _state(name, detail=''):
@@ -77,22 +83,47 @@ def service_states(info):
     return states
 
 
-def audit_states(info, is_redundant, last_sync):
-    """SYNC FAILURES since the last check; SERVED SINCE SYNC for a redundant that served keys after its last sync."""
+def audit_states(info):
+    """SYNC FAILURES: sync failures in the audit log since the last check (reported once)."""
     audit = (info or {}).get('audit') or {}
-    if not audit:
-        return []
-    states = []
     failures = [r for r in audit.get('records') or [] if r.get('kind') == 'sync_failure']
-    if failures:
-        last = failures[-1]
-        text = (last.get('fields') or {}).get('message') or last.get('type')
-        states.append(_state('SYNC FAILURES', '%d in the audit log since the last check, the last at %s: %s'
-                             % (len(failures), last.get('timestamp'), text)))
-    served = (audit.get('summary') or {}).get('last_served')
-    if is_redundant and served and last_sync and served > last_sync:
-        states.append(_state('SERVED SINCE SYNC', 'keys served at %s, last sync %s' % (served, last_sync)))
-    return states
+    if not failures:
+        return []
+    last = failures[-1]
+    text = (last.get('fields') or {}).get('message') or last.get('type')
+    return [_state('SYNC FAILURES', '%d in the audit log since the last check, the last at %s: %s'
+                   % (len(failures), last.get('timestamp'), text))]
+
+
+def _second(stamp):
+    """A timestamp cut to the second ('2026-11-30T12:00:00'), so that EKM's and the controller's forms compare."""
+    return str(stamp or '')[:19]
+
+
+def served_states(host, info, last_sync, in_sync, ctx):
+    """SERVED SINCE SYNC: a redundant server served keys after its last sync, and the site is not back yet.
+
+    A redundant EKM serves keys only when the library cannot reach the primary. Found in the audit records since the
+    last check and remembered in the report (``served_since_sync``), it is reported until the site is back: this server
+    in sync with the primary again, the primary's EKM running and, where the ledger is checked, this server's usage
+    records collected after it served.
+    """
+    served = (((info or {}).get('audit') or {}).get('summary') or {}).get('last_served')
+    earlier = ctx['served'].get(host)
+    if served and last_sync and _second(served) > _second(last_sync):
+        earlier = max(served, earlier or '', key=_second)
+    if not earlier:
+        return []
+    collected = (((ctx['ledger'] or {}).get('ledger') or {}).get('collected') or {}).get(host)
+    records_kept = ctx['ledger'] is None or _second(collected) >= _second(earlier)
+    if in_sync and ctx['primary_running'] and records_kept:
+        ctx['served'].pop(host, None)
+        return []
+    ctx['served'][host] = earlier
+    missing = [text for text, ok in (('in sync with the primary', in_sync), ('the primary serving', ctx['primary_running']),
+                                     ('its usage records collected', records_kept)) if not ok]
+    return [_state('SERVED SINCE SYNC', 'keys served at %s, last sync %s; the site is not back yet (%s)'
+                   % (earlier, last_sync or '-', ', '.join('not ' + m for m in missing)))]
 
 
 def sync_states(sync):
@@ -177,12 +208,14 @@ def host_states(host, inp, ctx):
     is_redundant = host in ctx['redundant']
     sync = inp.get('sync') or {}
     keystore_read = not states
+    synced = sync_states(sync) if is_redundant and keystore_read else []
     states += service_states(info)
-    states += audit_states(info, is_redundant, sync.get('last_sync'))
+    states += audit_states(info)
+    if is_redundant:
+        states += served_states(host, info, sync.get('last_sync'), keystore_read and not synced, ctx)
     if keystore_read:
         states += stale_states(inp.get('running'))
-    if is_redundant and keystore_read:
-        states += sync_states(sync)
+    states += synced
     if host == ctx['primary']:
         states += safety_states(inp.get('safety'), ctx['finisher'])
     states += [_state(str(p.get('state', 'PROBLEM')), str(p.get('detail', ''))) if isinstance(p, dict) else _state(str(p))
@@ -205,7 +238,10 @@ def _row(host, inp, ctx, states):
     if inp.get('out_of_service'):
         summary = 'out of service'
     else:
-        summary = ' '.join(s['state'] for s in states) or ('primary' if host == ctx['primary'] else 'in sync')
+        # As the first version of verify.yml: the comparison with the primary first ('primary', 'in sync' or what
+        # replaces it), then every other state with its detail.
+        base = [] if any(s['state'] in REPLACE_BASE for s in states) else ['primary' if host == ctx['primary'] else 'in sync']
+        summary = '; '.join(base + [_text(s) for s in states])
     return {
         'server': host, 'role': 'primary' if host == ctx['primary'] else 'redundant',
         'keys': ks.get('count') if ks.get('exists') else None, 'digest': (ks.get('digest') or '')[:16] or None,
@@ -224,11 +260,17 @@ def _finisher(inputs):
 
 
 def build(inputs, primary, redundant, ledger=None, check_backups=True, backup_max_age=26.0, ledger_max_age=26.0,
-          now=None, site_problems=None):
-    """The whole report: rows, problems, hints, cartridges per key, audit positions and the stats for set_stats."""
+          now=None, site_problems=None, previous=None):
+    """The whole report: rows, problems, hints, cartridges per key, audit positions and the stats for set_stats.
+
+    ``previous`` is the last report: what it remembered (``served_since_sync``) is carried on.
+    """
+    primary_info = (inputs.get(primary) or {}).get('info') or {}
     ctx = {'primary': primary, 'redundant': set(redundant or []), 'ledger': ledger, 'check_backups': check_backups,
            'backup_max_age': float(backup_max_age), 'ledger_max_age': float(ledger_max_age),
-           'now': now or datetime.datetime.now(datetime.timezone.utc), 'finisher': _finisher(inputs)}
+           'now': now or datetime.datetime.now(datetime.timezone.utc), 'finisher': _finisher(inputs),
+           'served': {str(h): str(t) for h, t in ((previous or {}).get('served_since_sync') or {}).items() if t},
+           'primary_running': (primary_info.get('service') or {}).get('state') == 'running'}
     rows, problems, seen = [], list(site_problems or []), []
     for host in inputs:
         states = host_states(host, inputs[host] or {}, ctx)
@@ -248,20 +290,23 @@ def build(inputs, primary, redundant, ledger=None, check_backups=True, backup_ma
                    'cartridges_per_key': dict(per_key)},
         'audit_positions': {h: ((inputs[h] or {}).get('info') or {}).get('audit', {}).get('position') for h in inputs
                             if (((inputs[h] or {}).get('info') or {}).get('audit') or {}).get('position')},
+        'served_since_sync': dict(sorted(ctx['served'].items())),
         'stats': {'ekm_verify_ok': not problems, 'ekm_verify_problems': len(problems),
                   'ekm_verify_servers_down': sum(1 for r in rows if r['service'] == 'down')},
     }
 
 
-TABLE_FORMAT = '%-24s %-9s %7s  %-16s  %-20s  %-10s %-8s %s'
+# The first version's columns, which scripts read; the service's state is a state (SERVICE DOWN), and a column of the
+# JSON report and the HTML page.
+TABLE_FORMAT = '%-24s %-9s %7s  %-16s  %-20s  %-12s %s'
 
 
 def table(report):
     """The text table verify.yml prints: one line per server."""
-    lines = [TABLE_FORMAT % ('server', 'role', 'keys', 'digest', 'last sync', 'backup age', 'service', 'state')]
+    lines = [TABLE_FORMAT % ('server', 'role', 'keys', 'digest', 'last sync', 'backup age', 'state')]
     for r in report['servers']:
         lines.append(TABLE_FORMAT % (r['server'][:24], r['role'], '-' if r['keys'] is None else r['keys'], r['digest'] or '-',
-                                     r['last_sync'] or '-', r['backup_age'], r['service'], r['state']))
+                                     r['last_sync'] or '-', r['backup_age'], r['state']))
     return lines
 
 

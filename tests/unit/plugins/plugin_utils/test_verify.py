@@ -66,12 +66,51 @@ def test_sync_failures_in_the_audit_log_and_a_redundant_that_served():
         {'kind': 'sync_failure', 'timestamp': '2026-11-30T11:50:00Z', 'type': 'data_synchronization',
          'fields': {'message': 'Error sending data to other EKM'}}], 'summary': {}})
     inputs['ekm2']['info'] = dict(INFO, audit={'records': [], 'summary': {'last_served': '2026-11-30T11:00:00Z'}})
-    report = build(inputs)
+    ledger = copy.deepcopy(LEDGER)
+    ledger['ledger']['collected']['ekm2'] = '2026-11-30T10:30:00Z'
+    report = build(inputs, ledger=ledger)
     assert report['problems'] == [
         'ekm1: SYNC FAILURES: 1 in the audit log since the last check, the last at 2026-11-30T11:50:00Z: '
         'Error sending data to other EKM',
-        'ekm2: SERVED SINCE SYNC: keys served at 2026-11-30T11:00:00Z, last sync 2026-11-30T10:00:00Z']
+        'ekm2: SERVED SINCE SYNC: keys served at 2026-11-30T11:00:00Z, last sync 2026-11-30T10:00:00Z; the site is not '
+        'back yet (not its usage records collected)']
     assert all(re.search(r'playbook tapecrypt\.ekm\.sync\b', h) for h in report['hints'])
+    assert report['served_since_sync'] == {'ekm2': '2026-11-30T11:00:00Z'}
+
+
+def test_a_redundant_that_served_is_reported_until_the_site_is_back():
+    inputs = healthy()
+    inputs['ekm2']['info'] = dict(INFO, audit={'records': [], 'summary': {'last_served': '2026-11-30T11:00:05.250Z'}})
+    first = build(inputs)
+    assert states(first, 'ekm2') == ['SERVED SINCE SYNC']
+    assert first['servers'][1]['state'].startswith('in sync; SERVED SINCE SYNC: keys served at 2026-11-30T11:00:05.250Z')
+    # The next check reads the audit log on from where the first stopped: nothing new, yet the state stays while the
+    # redundant's usage records are not collected after it served, or the primary is down, or the two differ.
+    inputs['ekm2']['info'] = INFO
+    report = build(inputs, previous=first)
+    assert report['problems'] == ['ekm2: SERVED SINCE SYNC: keys served at 2026-11-30T11:00:05.250Z, last sync '
+                                  '2026-11-30T10:00:00Z; the site is not back yet (not its usage records collected)']
+    assert any('tapecrypt.ekm.collect_ledger' in h and 'tapecrypt.ekm.sync' in h and 'tapecrypt.ekm.failback' in h
+               for h in report['hints'])
+    ledger = copy.deepcopy(LEDGER)
+    ledger['ledger']['collected']['ekm2'] = '2026-11-30T11:30:00Z'
+    inputs['ekm1']['info'] = dict(INFO, service={'state': 'down', 'reasons': ['x']})
+    inputs['ekm2']['sync'] = dict(inputs['ekm2']['sync'], in_sync=False, drift={'keygroups': {'status': 'local_change'}})
+    report = build(inputs, ledger=ledger, previous=report)
+    assert states(report, 'ekm2') == ['SERVED SINCE SYNC', 'DRIFT']
+    assert 'not back yet (not in sync with the primary, not the primary serving)' in report['problems'][-2]
+    assert report['served_since_sync'] == {'ekm2': '2026-11-30T11:00:05.250Z'}
+    # Brought back: in sync, the primary serving, the records collected after it served.
+    inputs = healthy()
+    report = build(inputs, ledger=ledger, previous=report)
+    assert report['ok'] and report['served_since_sync'] == {}
+    assert build(inputs, ledger=None, previous=first)['ok'], 'without a ledger there are no records to wait for'
+    assert not build(inputs, previous=first)['ok'], 'the records were collected before it served'
+    # Without a ledger, a redundant that served is a problem while the primary is down or the two differ.
+    inputs['ekm2']['info'] = dict(INFO, audit={'records': [], 'summary': {'last_served': '2026-11-30T11:00:05Z'}})
+    assert build(inputs, ledger=None)['ok']
+    inputs['ekm1']['info'] = dict(INFO, service={'state': 'down', 'reasons': ['x']})
+    assert states(build(inputs, ledger=None), 'ekm2') == ['SERVED SINCE SYNC']
 
 
 def test_drift_conflict_unreachable_and_keystore_errors():
@@ -118,8 +157,10 @@ def test_table_and_html_page():
     inputs['ekm2']['info'] = dict(INFO, service={'state': 'down', 'reasons': ['<script>x</script>']})
     report = build(inputs)
     lines = _verify.table(report)
-    assert lines[0].split() == ['server', 'role', 'keys', 'digest', 'last', 'sync', 'backup', 'age', 'service', 'state']
-    assert lines[2].startswith('ekm2 ') and lines[2].rstrip().endswith('SERVICE DOWN') and ' down ' in lines[2]
+    assert lines[0].split() == ['server', 'role', 'keys', 'digest', 'last', 'sync', 'backup', 'age', 'state']
+    assert lines[1].split()[-1] == 'primary'
+    assert lines[2].startswith('ekm2 ') and lines[2].rstrip().endswith(' in sync; SERVICE DOWN: <script>x</script>')
+    assert report['servers'][1]['service'] == 'down'
     page = _verify.html_page(report)
     assert page.startswith('<!DOCTYPE html>') and '<script>' not in page and '&lt;script&gt;' in page
     assert 'http' not in page and 'src=' not in page, 'no external asset'
