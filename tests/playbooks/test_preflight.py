@@ -5,9 +5,9 @@
 
 Servers are "hosts" on this machine with ``ansible_connection: local`` and their own ``ekm_home`` in a temporary
 directory (the unprivileged mode the demo uses), like tests/playbooks/test_site_bad_input.py; an unreachable
-redundant server is one whose ``ansible_host`` answers no SSH. A good site is provisioned once per test (a primary
-and a redundant server on two ports), then every file below the test's directory is hashed before and after the
-refused run.
+redundant server is one whose ``ansible_host`` answers no SSH. A good site (a primary and a redundant server on two
+ports) is provisioned once per module and put back byte for byte before each test that needs it; every file below
+the site's directory is hashed before and after the refused run.
 """
 from __future__ import annotations
 
@@ -39,10 +39,10 @@ def free_port():
 class Site:
     """A primary (ekm1) and a redundant server (ekm2) on this machine, and the runs of the playbooks on them."""
 
-    def __init__(self, tmp_path, archive):
+    def __init__(self, tmp_path, archive, ports=None):
         self.dir = tmp_path
         (tmp_path / 'backup').mkdir(exist_ok=True)
-        ports = [free_port(), free_port(), free_port(), free_port()]
+        self.ports = ports = ports or [free_port(), free_port(), free_port(), free_port()]
         self.common = {
             'ansible_connection': 'local',
             'ansible_python_interpreter': sys.executable,
@@ -89,11 +89,14 @@ class Site:
                               cwd=str(self.dir))
         return proc.returncode, proc.stdout
 
-    def stop(self):
+    def ekmctl(self, action, check=False):
         for host in self.hosts.values():
             ctl = os.path.join(host['ekm_home'], 'bin', 'ekmctl')
             if os.path.exists(ctl):
-                subprocess.run([ctl, 'stop'], check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                subprocess.run([ctl, action], check=check, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self):
+        self.ekmctl('stop')
 
 
 def snapshot(directory):
@@ -125,11 +128,31 @@ def site(tmp_path, archive):
     made.stop()
 
 
-@pytest.fixture
-def provisioned(site):
-    rc, out = site.run('site.yml')
+@pytest.fixture(scope='module')
+def provisioned_once(tmp_path_factory, archive):
+    """site.yml run once per module: the site's directory, a copy of it with its EKMs stopped, and its ports."""
+    base = tmp_path_factory.mktemp('provisioned')
+    (base / 'site').mkdir()
+    made = Site(base / 'site', archive)
+    try:
+        rc, out = made.run('site.yml')
+    finally:
+        made.stop()
     assert rc == 0, out[-4000:]
-    return site
+    subprocess.run(['cp', '-a', str(made.dir), str(base / 'template')], check=True)
+    return made.dir, base / 'template', made.ports
+
+
+@pytest.fixture
+def provisioned(provisioned_once, archive):
+    """A freshly provisioned site for each test, without a site.yml run each: the site's directory put back byte for
+    byte (times and modes too) as site.yml left it, at the same paths and ports, and its EKMs started."""
+    where, template, ports = provisioned_once
+    subprocess.run(['rsync', '-a', '--delete', str(template) + '/', str(where) + '/'], check=True)
+    made = Site(where, archive, ports)
+    made.ekmctl('start', check=True)
+    yield made
+    made.stop()
 
 
 def assert_refused(out, rc, *needles):
