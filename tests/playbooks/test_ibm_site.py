@@ -8,7 +8,8 @@ home says it is IBM's JRE, so the primary role gives the new keystore the IBM JR
 itself; site.yml (twice, the second run changing nothing), cartridges written through the
 primary, add_keys.yml, sync.yml and verify.yml, backup.yml, every cartridge read through the
 redundant EKM with the primary stopped, the primary's keystore restored with restore.yml and
-every cartridge read through it. The stand-in EKM serves both from IBM-dialect keystores.
+every cartridge read through it; verify.yml names the lost primary and the redundant that served alone until
+failback.yml brings the site back. The stand-in EKM serves both from IBM-dialect keystores.
 Uses ports 38021 and 38022 of 127.0.0.1.
 """
 from __future__ import annotations
@@ -43,6 +44,10 @@ def test_ibm_dialect_site_end_to_end(demo):
     assert report['dialect'] == 'ibm'
     assert report['in_sync'] is True
     assert report['cartridges']['written'] == report['cartridges']['read_back'] == 10
+    # Ten cartridges with VolSers, EKM's metadata rotated at least twice: the ledger and its backup copy list all ten.
+    ledger = report['ledger']
+    assert ledger['rotations'] >= 2 and ledger['in_metadata_files'] < 10
+    assert ledger['cartridges'] == ledger['in_ledger'] == ledger['in_backup_copy'] == 10
     servers = report['servers']
     assert {s['dialect'] for s in servers.values()} == {'ibm'}
     assert {s['keys'] for s in servers.values()} == {256}
