@@ -104,13 +104,14 @@ def test_add_keys_without_the_backup_medium_stages_the_keys_and_a_rerun_serves_t
     assert key_set(tmp_path, 'ekm1') == key_set(tmp_path, 'ekm2') == 'PHA001-004'
     assert "not in the primary's newest verified backup set" in out, out[-4000:]
 
-    rc, out = run(tmp_path, inventory, 'verify.yml', '-e', 'ekm_verify_backups=false')
+    # EKM is never started here (ekm_primary_start and ekm_redundant_start are false): no service to check.
+    rc, out = run(tmp_path, inventory, 'verify.yml', '-e', 'ekm_verify_backups=false', '-e', 'ekm_verify_service=false')
     assert rc != 0 and 'KEYS STAGED' in out and 'Run tapecrypt.ekm.add_keys to finish the job' in out, out[-4000:]
 
     rc, out = run(tmp_path, inventory, 'add_keys.yml', '-e', new)
     assert rc == 0, out[-4000:]
     assert key_set(tmp_path, 'ekm1') == key_set(tmp_path, 'ekm2') == 'PHA001-004,PHA005-008'  # the seed's two ranges
-    rc, out = run(tmp_path, inventory, 'verify.yml')
+    rc, out = run(tmp_path, inventory, 'verify.yml', '-e', 'ekm_verify_service=false')
     assert rc == 0, out[-4000:]
     rc, out = run(tmp_path, inventory, 'add_keys.yml', '-e', new)
     assert rc == 0 and re.search(r'ekm1\s+: ok=\d+\s+changed=0', out) and re.search(r'ekm2\s+: ok=\d+\s+changed=0', out), \
