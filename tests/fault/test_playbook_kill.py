@@ -292,6 +292,9 @@ WRONG_INVENTORIES = {
                       'ekm_primary must hold exactly one host'),
     'host in both groups': ({'ekm_primary': [PRIMARY, REDUNDANT], 'ekm_redundant': [REDUNDANT]},
                             '%s is in both ekm_primary and ekm_redundant' % REDUNDANT),
+    # The one primary is a redundant server too: ekm_primary alone looks right.
+    'primary in both groups': ({'ekm_primary': [PRIMARY], 'ekm_redundant': [PRIMARY, REDUNDANT]},
+                               '%s is in both ekm_primary and ekm_redundant' % PRIMARY),
 }
 
 
