@@ -208,6 +208,7 @@ def bench_lab_sync(workdir, n):
     try:
         inv_dir = os.path.join(workdir, 'inventory')
         os.makedirs(os.path.join(inv_dir, 'group_vars'))
+        os.makedirs(os.path.join(workdir, 'backup'))
         shutil.copy(os.path.join(lab, 'inventory.yml'), os.path.join(inv_dir, 'hosts.yml'))
         group_vars = {
             'ekm_seed': {'site': 'bench', 'keystore_password': PW, 'key_ranges': [{'prefix': 'BNC', 'first': 1, 'count': n}],
@@ -222,11 +223,10 @@ def bench_lab_sync(workdir, n):
             # Sealing cost is measured above; here only what a sync costs matters.
             'ekm_primary_keystore_iteration_count': 1000,
             'ekm_primary_verify_with_keytool': False,
-            # Backups are measured elsewhere; here they would only add the copy of a 5 MB keystore to every change.
-            'ekm_primary_backup': False, 'ekm_redundant_backup': False, 'ekm_sync_backup': False,
-            'ekm_site_backup': False, 'ekm_add_keys_backup': False, 'ekm_verify_backups': False,
-            # ...so the preflight does not ask for a backup destination either.
-            'ekm_preflight_backup': False,
+            # Keys are served only once a verified backup set holds them: the sets go to the controller (a 5 MB
+            # keystore per set), and verify.yml checks them as it does by default.
+            'ekm_backup_where': 'controller',
+            'ekm_backup_controller_dest': os.path.join(workdir, 'backup'),
         }
         with open(os.path.join(inv_dir, 'group_vars', 'all.yml'), 'w', encoding='utf-8') as f:
             json.dump(group_vars, f)
