@@ -25,7 +25,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 EXAMPLES = os.path.join(ROOT, 'examples')
 VENV_BIN = os.path.dirname(os.path.abspath(sys.executable))
 EXAMPLE_VAULT_PASSWORD = 'tapecrypt-example'  # published in examples/README.md; protects nothing
-WRAPPED_PLAYBOOKS = ('site', 'add_keys', 'sync', 'verify', 'backup', 'restore', 'promote', 'collect_ledger')
+WRAPPED_PLAYBOOKS = ('site', 'add_keys', 'sync', 'verify', 'backup', 'restore', 'promote', 'failback', 'collect_ledger')
 
 # Files .gitignore names, created in the copy that is built (they must not reach the tarball).
 IGNORED_SENTINELS = (
