@@ -336,15 +336,16 @@ def test_wrong_inventory_is_refused_before_any_key_is_made(lab, tally, wrong):
 
 @contextlib.contextmanager
 def small_filesystem(path):
-    """A small tmpfs mounted at ``path`` with what ``path`` held (and 64 KiB more room); at the end it is unmounted
-    and what it then held is ``path``'s again. ``fill`` then makes it full, ``free`` gives the room back."""
+    """A small tmpfs mounted at ``path`` with what ``path`` held (and 4 MiB more room: enough for a rerun to stage,
+    keep and back up the lab's keystore however many keys earlier rows added); at the end it is unmounted and what it
+    then held is ``path``'s again. ``fill`` then makes it full, ``free`` gives the room back."""
     if os.geteuid() != 0:
         pytest.skip('a full medium here is a small tmpfs, which only root can mount')
     aside = path + '.on-disk'
     os.rename(path, aside)
     os.mkdir(path)
     shutil.copystat(aside, path)
-    size = 64 * 1024 + sum(4096 + os.path.getsize(os.path.join(base, name))
+    size = 4 * 1024 * 1024 + sum(4096 + os.path.getsize(os.path.join(base, name))
                            for base, dummy, names in os.walk(aside) for name in names)
     subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=%d,mode=%o' % (size, os.stat(aside).st_mode & 0o7777),
                     'tmpfs', path], check=True)
