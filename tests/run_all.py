@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Run every test stage of tapecrypt.ekm and end with one ``total: N passed, N failed`` line.
 
-Stages run in two lanes at once (see ``LAB_STAGES``); within a lane, one after another. A failing
+Stages run in three lanes at once (see ``LAB_STAGES``); within a lane, one after another. A failing
 stage does not stop the others, so one run shows everything that is wrong. Each stage's full output goes to ``tests/output/logs/<stage>.log``
 and is echoed; the counts come from JUnit XML (pytest's ``--junitxml``, ansible-test's
 ``tests/output/junit/``: one case per test, sanity test and integration target), and one result
@@ -52,11 +52,14 @@ CORES = {
     '2.21': ('3.13', '3.12'),
 }
 NOT_TESTED = []
-# Stages that use the lab (SSH lab hosts, stand-in EKMs on fixed ports, Molecule, ansible-lint's and Molecule's copies of
-# the collection): they run one after another in the lab lane, whose output is echoed as it comes. Every other stage
-# (ansible-test, plain pytest on local files, the JDK) runs at the same time in the tool lane, whose output goes to
-# its logs (echoed only for a stage that fails). TAPECRYPT_SERIAL=1 runs every stage in one lane, echoed.
-LAB_STAGES = ('fault', 'standin', 'lab', 'playbooks', 'examples', 'eda', 'lint', 'molecule')
+# Three lanes run at once; within a lane, stages run one after another. The lab lane: the stages that use SSH lab hosts
+# or stand-in EKMs on fixed ports of 127.0.0.1, echoed as they come. The Molecule lane: ansible-lint and the Molecule
+# scenarios (both use the collection's copy in the isolated home; each scenario has a lab slot of its own, 127.0.N.x,
+# apart from the slots of tests/eda and tests/lab). The tool lane: every other stage (ansible-test, plain pytest on
+# local files, the JDK). The output of the last two goes to their logs (echoed only for a stage that fails).
+# TAPECRYPT_SERIAL=1 runs every stage in one lane, echoed.
+LAB_STAGES = ('fault', 'standin', 'lab', 'playbooks', 'examples', 'eda')
+MOLECULE_STAGES = ('lint', 'molecule')
 QUIET = threading.local()
 PRINT_LOCK = threading.Lock()
 
@@ -400,7 +403,7 @@ def run_lane(names, results, quiet):
     for name in names:
         start = time.monotonic()
         if quiet:
-            say('=== %s: started (tool lane; log %s)' % (name, os.path.join(LOGS, name + '.log')))
+            say('=== %s: started (log %s)' % (name, os.path.join(LOGS, name + '.log')))
         try:
             passed, failed = STAGES[name]()
         except Exception as exc:  # a broken stage is a failure, never a silent pass
@@ -408,7 +411,7 @@ def run_lane(names, results, quiet):
             passed, failed = 0, 1
         results[name] = (name, passed, failed, time.monotonic() - start)
         if quiet:
-            say('=== %s: %d passed, %d failed in %.1f s (tool lane)' % (name, passed, failed, results[name][3]))
+            say('=== %s: %d passed, %d failed in %.1f s' % (name, passed, failed, results[name][3]))
 
 
 def main():
@@ -429,10 +432,14 @@ def main():
     if os.environ.get('TAPECRYPT_SERIAL') == '1':
         run_lane(wanted, results, quiet=False)
     else:
-        tools = threading.Thread(target=run_lane, args=([s for s in wanted if s not in LAB_STAGES], results, True))
-        tools.start()
+        quiet_lanes = [[s for s in wanted if s in MOLECULE_STAGES],
+                       [s for s in wanted if s not in LAB_STAGES + MOLECULE_STAGES]]
+        threads = [threading.Thread(target=run_lane, args=(lane, results, True)) for lane in quiet_lanes if lane]
+        for thread in threads:
+            thread.start()
         run_lane([s for s in wanted if s in LAB_STAGES], results, quiet=False)
-        tools.join()
+        for thread in threads:
+            thread.join()
     results = [results[name] for name in wanted]
     print('\n%-17s %8s %8s %9s' % ('stage', 'passed', 'failed', 'seconds'))
     for name, passed, failed, secs in results:
