@@ -346,7 +346,7 @@ def small_filesystem(path):
     os.mkdir(path)
     shutil.copystat(aside, path)
     size = 4 * 1024 * 1024 + sum(4096 + os.path.getsize(os.path.join(base, name))
-                           for base, dummy, names in os.walk(aside) for name in names)
+                                 for base, dummy, names in os.walk(aside) for name in names)
     subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=%d,mode=%o' % (size, os.stat(aside).st_mode & 0o7777),
                     'tmpfs', path], check=True)
     try:
