@@ -36,9 +36,6 @@ PASSWORD = 'promote-pass-7'
 NOTHING = 'Nothing was changed.'
 NEW = ['pro%018x' % n for n in range(5, 9)]
 
-sys.path.insert(0, os.path.join(ROOT, 'tests', 'standin'))
-import standin_fixtures  # noqa: E402  pylint: disable=wrong-import-position,import-error
-
 
 def free_port():
     with contextlib.closing(socket.socket()) as s:
@@ -137,14 +134,7 @@ def recap(out, host):
 
 
 @pytest.fixture(scope='module')
-def site(tmp_path_factory):
-    link = os.path.join(COLLECTIONS, 'ansible_collections', 'tapecrypt', 'ekm')
-    if not os.path.exists(link):
-        os.makedirs(os.path.dirname(link), exist_ok=True)
-        os.symlink(ROOT, link)
-    path = standin_fixtures.build_archive(str(tmp_path_factory.mktemp('dist')))
-    with open(str(path) + '.sha256', encoding='utf-8') as f:
-        archive = str(path), f.read().split()[0]
+def site(tmp_path_factory, archive):
     made = Site(tmp_path_factory.mktemp('promote'), archive)
     try:
         rc, out = made.run('site.yml')
