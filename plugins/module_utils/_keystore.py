@@ -120,6 +120,7 @@ def inventory(keystore, path=None, data=None, fingerprints=False, key_password=N
         'count': len(keystore.entries),
         'ranges': compress(secret),
         'digest': digest(keystore),
+        'newest_created': iso_time(max(e.created for e in keystore.entries)) if keystore.entries else None,
         'entries': entries,
     }
 

@@ -64,6 +64,7 @@ class Ledger:
 
     def __init__(self, path):
         self.path = path
+        self._used = None
         self.exists = False
         self.ids = set()
         self.uses = []
@@ -88,25 +89,41 @@ class Ledger:
         return ledger
 
     def _read(self, stream):
-        first = True
-        for raw in stream:
-            self.size += len(raw)
-            if not raw.endswith(b'\n'):
-                self.ends_clean = False
-                break
+        data = stream.read()
+        self.size = len(data)
+        lines = data.split(b'\n')
+        if lines.pop():
+            self.ends_clean = False          # a torn last line (no newline): ignored
+        header = None
+        for index, raw in enumerate(lines):
             try:
-                item = json.loads(raw)
+                header = json.loads(raw)
             except ValueError:
                 self.bad_lines += 1
                 continue
-            if first:
-                first = False
-                if not isinstance(item, dict) or item.get('format') != FORMAT:
-                    raise LedgerError(f'{self.path} is not a key-usage ledger (its first line is no {FORMAT} header)')
-                if item.get('version') != VERSION:
-                    raise LedgerError(f"{self.path} is a version {item.get('version')} ledger; this collection reads "
-                                      f'version {VERSION}')
-                continue
+            lines = lines[index + 1:]
+            break
+        if header is None:
+            return
+        if not isinstance(header, dict) or header.get('format') != FORMAT:
+            raise LedgerError(f'{self.path} is not a key-usage ledger (its first line is no {FORMAT} header)')
+        if header.get('version') != VERSION:
+            raise LedgerError(f"{self.path} is a version {header.get('version')} ledger; this collection reads "
+                              f'version {VERSION}')
+        # One parse of every line at once is much quicker than one per line. Each good line is one JSON value, so
+        # the count tells whether every line was good; if not, line by line, counting the bad ones.
+        try:
+            items = json.loads(b'[' + b','.join(lines) + b']') if lines else []
+        except ValueError:
+            items = None
+        if items is None or len(items) != len(lines):
+            items = []
+            for raw in lines:
+                try:
+                    items.append(json.loads(raw))
+                except ValueError:
+                    self.bad_lines += 1
+        for item in items:
             self._add(item)
 
     def _add(self, item):
@@ -116,6 +133,7 @@ class Ledger:
             if item['id'] not in self.ids:
                 self.ids.add(item['id'])
                 self.uses.append(item)
+                self._used = None
         elif item.get('t') == 'position' and item.get('server'):
             self.positions[item['server']] = item.get('position')
             self.collected[item['server']] = item.get('at')
@@ -132,18 +150,20 @@ class Ledger:
         return sorted({u.get('volser') or '' for u in self.uses if alias in (u.get('key_alias_1'), u.get('key_alias_2'))})
 
     def aliases_used(self):
-        """Every alias a record names, with the VolSers that use it: {alias: [volser, ...]}."""
-        used = {}
-        for u in self.uses:
-            for alias in (u.get('key_alias_1'), u.get('key_alias_2')):
-                if alias:
-                    used.setdefault(alias, set()).add(u.get('volser') or '')
-        return {alias: sorted(volsers) for alias, volsers in sorted(used.items())}
+        """Every alias a record names, with the VolSers that use it: {alias: [volser, ...]} (computed once)."""
+        if self._used is None:
+            used = {}
+            for u in self.uses:
+                volser = u.get('volser') or ''
+                for alias in (u.get('key_alias_1'), u.get('key_alias_2')):
+                    if alias:
+                        used.setdefault(alias, set()).add(volser)
+            self._used = {alias: sorted(volsers) for alias, volsers in sorted(used.items())}
+        return self._used
 
     def never_seen(self, aliases):
         """Of ``aliases`` (a keystore's, say), those no record of the ledger names."""
-        used = {a for u in self.uses for a in (u.get('key_alias_1'), u.get('key_alias_2')) if a}
-        return sorted({a.lower() for a in aliases} - used)
+        return sorted({a.lower() for a in aliases} - set(self.aliases_used()))
 
     def summary(self):
         return {'path': self.path, 'exists': self.exists, 'records': len(self.uses),

@@ -45,6 +45,24 @@ def read_config(path):
         raise ServerInfoError(f'{path}: {exc}') from exc
 
 
+def file_times(paths):
+    """One item per path, in order: ``path``, ``exists``, ``mtime`` and ``ctime`` (epoch seconds, None when absent).
+
+    A symlink is reported as itself (``lstat``), as ``ansible.builtin.stat`` does by default.
+    """
+    items = []
+    for path in paths:
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            items.append({'path': path, 'exists': False, 'mtime': None, 'ctime': None})
+            continue
+        except OSError as exc:
+            raise ServerInfoError(f'cannot read the times of {path}: {exc.strerror or exc}') from exc
+        items.append({'path': path, 'exists': True, 'mtime': st.st_mtime, 'ctime': st.st_ctime})
+    return items
+
+
 def config_drift(actual, expected, ignore=()):
     """One item per managed key whose value in the file is not what the seed asks (secrets masked)."""
     drift = []

@@ -125,6 +125,10 @@ keystore:
         byte-identical.
       type: str
       sample: 0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0
+    newest_created:
+      description: Creation time of the newest entry, ISO 8601 UTC; V(null) for an empty keystore.
+      type: str
+      sample: '2026-11-26T10:00:00.00Z'
     entries:
       description: One item per entry, in file order; empty when O(entries=false).
       type: list
@@ -193,7 +197,8 @@ def main():
         keystore, data = _keystore.read(p['path'], p['password'])
         if keystore is None:
             module.exit_json(changed=False, keystore=dict(path=p['path'], exists=False, sha256=None, type=None, count=0,
-                                                          ranges=[], digest=None, entries=[]))
+                                                          ranges=[], digest=None, newest_created=None,
+                                                          entries=[]))
         info = _keystore.inventory(keystore, p['path'], data, p['fingerprints'], key_password, p['entries'])
     except (_keystore.KeystoreError, _jceks.JceksError) as exc:
         module.fail_json(msg=str(exc))

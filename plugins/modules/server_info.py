@@ -115,6 +115,14 @@ options:
         file of your EKM.
     type: dict
     default: {}
+  stat_paths:
+    description:
+      - Files whose existence and change times to report in RV(files), in one call; for instance EKM's start marker,
+        keystore and configuration, which the P(tapecrypt.ekm.server#role) role compares to find an EKM that started
+        before its files last changed.
+    type: list
+    elements: path
+    default: []
   limit:
     description: At most this many audit records and this many metadata records per run.
     type: int
@@ -234,6 +242,28 @@ audit:
       description: Why the audit log could not be read (the run does not fail for it).
       type: str
       sample: null
+files:
+  description: One item per O(stat_paths) entry, in order; a symlink is reported as itself.
+  returned: when O(stat_paths) is given
+  type: list
+  elements: dict
+  contains:
+    path:
+      description: The path as given.
+      type: str
+      sample: /opt/ekm/run/ekm.started
+    exists:
+      description: Whether the path exists.
+      type: bool
+      sample: true
+    mtime:
+      description: Last modification, epoch seconds; null when it does not exist.
+      type: float
+      sample: 1764496800.25
+    ctime:
+      description: Last status change, epoch seconds; null when it does not exist.
+      type: float
+      sample: 1764496800.25
 metadata:
   description: Key usage records since the position.
   returned: when O(metadata=true)
@@ -332,6 +362,7 @@ def main():
             metadata_previous_path=dict(type='path'),
             metadata_elements=dict(type='dict', default={}),
             limit=dict(type='int', default=10000),
+            stat_paths=dict(type='list', elements='path', default=[]),
         ),
         supports_check_mode=True,
     )
@@ -349,6 +380,8 @@ def main():
             result['audit'] = _audit(p, settings)
         if p['metadata']:
             result['metadata'] = _metadata(p, settings)
+        if p['stat_paths']:
+            result['files'] = si.file_times(p['stat_paths'])
     except (si.ServerInfoError, _ekm_records.RecordError) as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(**result)

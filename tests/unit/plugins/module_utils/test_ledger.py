@@ -57,6 +57,23 @@ def test_torn_last_line_is_ignored_then_set_apart(tmp_path):
     assert [u['volser'] for u in after.uses] == ['V1', 'V2'] and after.bad_lines == 1
 
 
+@pytest.mark.parametrize('bad', ['', 'not json', '1,2', '{"t":"use","id":"x"},{"t":"use","id":"y"}', '[1', '"x"]'])
+def test_bad_lines_between_good_ones_are_counted_and_the_rest_kept(tmp_path, bad):
+    """The whole file is parsed at once; a line that is not one JSON value on its own must still count as bad, even
+    where it would parse inside the bulk array (1,2) or together with its neighbour ([1 then 1])."""
+    path = str(tmp_path / 'l.jsonl')
+    ledger = _ledger.Ledger.load(path)
+    ledger.append(ledger.new_lines([use('V1', 'dca1')], 'ekm1'))
+    good = open(path, encoding='utf-8').read().splitlines()
+    extra = _ledger.Ledger.load(str(tmp_path / 'other.jsonl')).new_lines([use('V2', 'dca2')])
+    with open(path, 'w', encoding='utf-8') as f:
+        f.write('\n'.join(good[:2] + [bad] + [json.dumps(extra[0])] + good[2:] + ['1']) + '\n')
+    again = _ledger.Ledger.load(path)
+    assert [u['volser'] for u in again.uses] == ['V1', 'V2']
+    assert again.bad_lines == 2, 'the bad line and the number 1 (no record) are both counted'
+    assert again.ends_clean
+
+
 def test_merge_needs_a_matching_checksum(tmp_path):
     a, b = str(tmp_path / 'a.jsonl'), str(tmp_path / 'b.jsonl')
     la = _ledger.Ledger.load(a)

@@ -212,6 +212,7 @@ def test_info_fingerprints_match_the_keys(ks_path):
 def test_info_missing_file_and_wrong_password(ks_path):
     res = run_module(info_module.main, dict(path=str(ks_path)))
     assert res['keystore']['exists'] is False and res['keystore']['count'] == 0
+    assert res['keystore']['newest_created'] is None
     run_module(keystore_module.main, args(ks_path))
     res = run_module(info_module.main, dict(path=str(ks_path), password='nope-nope'), expect_fail=True)
     assert 'password' in res['msg'].lower()
@@ -256,3 +257,4 @@ def test_info_summary_without_entries(ks_path):
     summary = run_module(info_module.main, dict(path=str(ks_path), password=PW, entries=False))['keystore']
     assert summary['entries'] == [] and len(full['entries']) == 5
     assert {k: v for k, v in summary.items() if k != 'entries'} == {k: v for k, v in full.items() if k != 'entries'}
+    assert summary['newest_created'] == max(e['created'] for e in full['entries'])

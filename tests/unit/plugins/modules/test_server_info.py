@@ -3,6 +3,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -113,6 +114,25 @@ def test_unreadable_audit_directory_is_reported_not_fatal(site, tmp_path):
     result = run_module(server_info.main, {'config_path': str(site), 'check_process': False,
                                            'audit_directory': str(tmp_path / 'gone')})
     assert result['audit']['error'].startswith('cannot list audit directory')
+
+
+def test_stat_paths_report_times_in_order_and_links_as_themselves(site, tmp_path):
+    marker = tmp_path / 'ekm.started'
+    marker.write_text('')
+    os.utime(marker, (1000.5, 1000.5))
+    link = tmp_path / 'link'
+    link.symlink_to(marker)
+    paths = [str(tmp_path / 'gone'), str(marker), str(link), str(site)]
+    result = run_module(server_info.main, {'config_path': str(site), 'service': False, 'audit': False, 'metadata': False,
+                                           'stat_paths': paths})
+    assert [f['path'] for f in result['files']] == paths
+    assert result['files'][0] == {'path': paths[0], 'exists': False, 'mtime': None, 'ctime': None}
+    assert result['files'][1]['exists'] and result['files'][1]['mtime'] == 1000.5
+    assert result['files'][2]['mtime'] == os.lstat(link).st_mtime != 1000.5, 'a symlink is reported as itself'
+    assert result['files'][3]['ctime'] == os.stat(site).st_ctime
+    assert 'service' not in result and 'files' not in run_module(server_info.main, {'config_path': str(site),
+                                                                                    'service': False, 'audit': False,
+                                                                                    'metadata': False})
 
 
 def test_bad_element_table_and_limit_fail(site):
