@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Run every test stage of tapecrypt.ekm and end with one ``total: N passed, N failed`` line.
 
-Stages run in three lanes at once (see ``LAB_STAGES``); within a lane, one after another. A failing
+Stages run in four lanes at once (see ``LAB_STAGES``); within a lane, one after another. A failing
 stage does not stop the others, so one run shows everything that is wrong. Each stage's full output goes to ``tests/output/logs/<stage>.log``
 and is echoed; the counts come from JUnit XML (pytest's ``--junitxml``, ansible-test's
 ``tests/output/junit/``: one case per test, sanity test and integration target), and one result
@@ -52,13 +52,15 @@ CORES = {
     '2.21': ('3.13', '3.12'),
 }
 NOT_TESTED = []
-# Three lanes run at once; within a lane, stages run one after another. The lab lane: the stages that use SSH lab hosts
-# or stand-in EKMs on fixed ports of 127.0.0.1, echoed as they come. The Molecule lane: ansible-lint and the Molecule
+# Four lanes run at once; within a lane, stages run one after another. The lab lane: the stages that use SSH lab hosts
+# or stand-in EKMs on ports of 127.0.0.1, echoed as they come. The fault lane: the fault suite, whose lab has ports of
+# its own (tests/fault/playlab.py: 38061 and 38062; no SSH lab host). The Molecule lane: ansible-lint and the Molecule
 # scenarios (both use the collection's copy in the isolated home; each scenario has a lab slot of its own, 127.0.N.x,
 # apart from the slots of tests/eda and tests/lab). The tool lane: every other stage (ansible-test, plain pytest on
-# local files, the JDK). The output of the last two goes to their logs (echoed only for a stage that fails).
+# local files, the JDK). The output of the last three goes to their logs (echoed only for a stage that fails).
 # TAPECRYPT_SERIAL=1 runs every stage in one lane, echoed.
-LAB_STAGES = ('fault', 'standin', 'lab', 'playbooks', 'examples', 'eda')
+LAB_STAGES = ('standin', 'lab', 'playbooks', 'examples', 'eda')
+FAULT_STAGES = ('fault',)
 MOLECULE_STAGES = ('lint', 'molecule')
 QUIET = threading.local()
 PRINT_LOCK = threading.Lock()
@@ -432,8 +434,8 @@ def main():
     if os.environ.get('TAPECRYPT_SERIAL') == '1':
         run_lane(wanted, results, quiet=False)
     else:
-        quiet_lanes = [[s for s in wanted if s in MOLECULE_STAGES],
-                       [s for s in wanted if s not in LAB_STAGES + MOLECULE_STAGES]]
+        quiet_lanes = [[s for s in wanted if s in FAULT_STAGES], [s for s in wanted if s in MOLECULE_STAGES],
+                       [s for s in wanted if s not in LAB_STAGES + FAULT_STAGES + MOLECULE_STAGES]]
         threads = [threading.Thread(target=run_lane, args=(lane, results, True)) for lane in quiet_lanes if lane]
         for thread in threads:
             thread.start()

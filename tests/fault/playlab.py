@@ -60,7 +60,13 @@ class Run:
         self.rc, self.out, self.killed = rc, out, killed
 
     def __repr__(self):
-        return 'Run(rc=%s, killed=%s, last lines: %s)' % (self.rc, self.killed, self.out.strip().splitlines()[-25:])
+        lines = self.out.strip().splitlines()
+        # What failed (Ansible's "fatal:" and "failed:" results, with the lines of their message), then the end.
+        failures = []
+        for n, line in enumerate(lines):
+            if line.startswith(('fatal:', 'failed:')):
+                failures += lines[n:n + 12]
+        return 'Run(rc=%s, killed=%s, failures: %s, last lines: %s)' % (self.rc, self.killed, failures[:60], lines[-25:])
 
 
 class Lab:

@@ -76,7 +76,7 @@ def add_keys_case(lab, tally, cls, kill_on=None, kill_delay=None, kill_after=Non
     problems += check(lab, 'after the rerun')
     problems += cartridge(lab, new)
     tally.record(cls, not problems)
-    assert not problems
+    assert not problems, '\n'.join(problems)
 
 
 # The four phases of add_keys.yml (docs/architecture.md): a kill when a phase's first play starts, before any task
@@ -112,7 +112,7 @@ def failed_run_case(lab, tally, cls, run_failing):
     problems += check(lab, 'after the rerun')
     problems += cartridge(lab, new)
     tally.record(cls, not problems)
-    assert not problems
+    assert not problems, '\n'.join(problems)
 
 
 def test_add_keys_with_the_redundant_unreachable(lab, tally):
@@ -163,7 +163,7 @@ def test_add_keys_killed_before_the_redundant_restart(lab, tally):
     problems += check(lab, 'after the rerun')
     problems += cartridge(lab, new)
     tally.record('add_keys kill before the redundant restart', not problems)
-    assert not problems
+    assert not problems, '\n'.join(problems)
 
 
 def stage_keys_on_primary(lab):
@@ -210,7 +210,7 @@ def test_sync_completed_from_its_journal(lab, tally, point):
     problems += served_and_backed_up(lab, keys)
     problems += serve_and_read(lab, keys)
     tally.record('sync completed from its journal (kill at %s)' % point.split(':')[0], not problems)
-    assert not problems
+    assert not problems, '\n'.join(problems)
 
 
 @pytest.mark.parametrize('kill_on', [
@@ -233,7 +233,7 @@ def test_sync_completed_from_its_journal_then_killed_again(lab, tally, kill_on):
     problems += serve_and_read(lab, keys)
     where = 'restart' if 'Restart' in kill_on else 'backup'
     tally.record('sync completed from its journal, killed again at its %s' % where, not problems)
-    assert not problems
+    assert not problems, '\n'.join(problems)
 
 
 def serve_and_read(lab, keys):
@@ -263,7 +263,7 @@ def test_sync_killed_before_the_redundant_restart(lab, tally):
     problems += served_and_backed_up(lab, keys)
     problems += serve_and_read(lab, keys)
     tally.record('sync kill before the redundant restart', not problems)
-    assert not problems
+    assert not problems, '\n'.join(problems)
 
 
 @pytest.mark.parametrize('where', ['restart', 'backup'])
@@ -279,7 +279,7 @@ def test_sync_killed_at_or_after_the_restart(lab, tally, where):
     problems += served_and_backed_up(lab, keys)
     problems += serve_and_read(lab, keys)
     tally.record('sync kill at its %s' % where, not problems)
-    assert not problems
+    assert not problems, '\n'.join(problems)
 
 
 # --- issue 14: wrong inventories are refused before any key is made; verify.yml names them -----------------------
@@ -329,7 +329,7 @@ def test_wrong_inventory_is_refused_before_any_key_is_made(lab, tally, wrong):
             os.remove(link)
     problems += check(lab, 'after the refused run')
     tally.record('add_keys with a wrong inventory (%s)' % wrong, not problems)
-    assert not problems
+    assert not problems, '\n'.join(problems)
 
 
 # --- issue 14: a full medium ---------------------------------------------------------------------------------------
@@ -405,7 +405,7 @@ def test_add_keys_with_only_the_redundants_backup_medium_full(lab, tally):
         finally:
             lab.host_vars[REDUNDANT] = {}
     tally.record("add_keys with only the redundant's backup medium full", not problems)
-    assert not problems
+    assert not problems, '\n'.join(problems)
 
 
 def test_sync_with_the_redundants_keystore_disk_full(lab, tally):
@@ -430,7 +430,7 @@ def test_sync_with_the_redundants_keystore_disk_full(lab, tally):
         problems += served_and_backed_up(lab, keys)
     problems += serve_and_read(lab, keys)
     tally.record("sync with the redundant's keystore disk full", not problems)
-    assert not problems
+    assert not problems, '\n'.join(problems)
 
 
 # --- a killed run's private copy of a backup set on the host -----------------------------------------------------
@@ -460,4 +460,4 @@ def test_backup_to_the_controller_killed_while_copying_the_set_to_the_host(lab, 
     problems += check(lab, 'after the rerun')
     problems += cartridge(lab, new)
     tally.record("backup to the controller killed while copying the set to the host", not problems)
-    assert not problems
+    assert not problems, '\n'.join(problems)
