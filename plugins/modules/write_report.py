@@ -10,13 +10,13 @@ module: write_report
 short_description: Write the site health report of verify.yml on the controller, as JSON and as one HTML page
 version_added: 0.2.0
 description:
-  - Writes a report made by the P(tapecrypt.ekm.verify_report#filter) filter on the controller: the JSON report (every
-    key of the report but its HTML page, indented, keys sorted) and the self-contained HTML page.
+  - Writes a report made by the P(tapecrypt.ekm.verify_report#filter) filter on the controller, as two files. The JSON
+    report holds every key of the report but its HTML page (indented, keys sorted); the HTML page is self-contained.
   - Each file is written atomically (a complete temporary file renamed over the old one) with the mode given; a file
     it replaces keeps its owner.
-  - Runs entirely on the controller, in its action plugin: writing two files of a report with 10000 keys takes a few
-    milliseconds, where M(ansible.builtin.copy) spends about half a second per file.
-  - A report is not managed state: a new one is written every run, and the task never reports a change.
+  - Runs entirely on the controller, in its action plugin. Writing the two files of a report with 10000 keys takes a
+    few milliseconds, where M(ansible.builtin.copy) spends about half a second per file.
+  - A report is not managed state. A new one is written every run, and the task never reports a change.
 author:
   - tapecrypt.ekm contributors (!UNKNOWN)
 extends_documentation_fragment:
