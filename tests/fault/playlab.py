@@ -37,7 +37,8 @@ import tapeclient  # noqa: E402  pylint: disable=wrong-import-position,wrong-imp
 PASSWORD = 'Fault-Lab-Store-PW'
 PRIMARY, REDUNDANT = 'ekm-primary', 'ekm-redundant'
 HOSTS = (PRIMARY, REDUNDANT)
-BASE_PORT = 38061
+# The primary's port; the redundant's is the next. TAPECRYPT_PLAYLAB_PORT moves the lab, to run beside another one.
+BASE_PORT = int(os.environ.get('TAPECRYPT_PLAYLAB_PORT') or 38061)
 BIN = os.path.dirname(os.path.abspath(sys.executable))
 COLLECTION = os.path.abspath(os.environ.get('TAPECRYPT_LAB_COLLECTION') or faults.ROOT)
 # What the running stand-ins and the harness write on their own: not EKM's files, left out of ``Lab.snapshot``.
