@@ -52,15 +52,17 @@ CORES = {
     '2.21': ('3.13', '3.12'),
 }
 NOT_TESTED = []
-# Four lanes run at once; within a lane, stages run one after another. The lab lane: the stages that use SSH lab hosts
-# or stand-in EKMs on ports of 127.0.0.1, echoed as they come. The fault lane: the fault suite, whose lab has ports of
-# its own (tests/fault/playlab.py: 38061 and 38062; no SSH lab host). The Molecule lane: ansible-lint and the Molecule
-# scenarios (both use the collection's copy in the isolated home; each scenario has a lab slot of its own, 127.0.N.x,
-# apart from the slots of tests/eda and tests/lab). The tool lane: every other stage (ansible-test, plain pytest on
-# local files, the JDK). The output of the last three goes to their logs (echoed only for a stage that fails).
-# TAPECRYPT_SERIAL=1 runs every stage in one lane, echoed.
-LAB_STAGES = ('standin', 'lab', 'playbooks', 'examples', 'eda')
-FAULT_STAGES = ('fault',)
+# Four lanes run at once; within a lane, stages run one after another. Two lab lanes: the stages that use SSH lab hosts
+# or stand-in EKMs on ports of 127.0.0.1, split so that no two stages that can run at once share a port or a lab slot.
+# The first (echoed as it comes): the stand-in and SSH lab tests and the playbook tests (tests/lab slots 80-99, ports
+# 38011/2, 38021/2, 38041/2, 38311 and free ones). The second: the fault suite (tests/fault/playlab.py: 38061/2 and
+# 38161/2, no SSH lab host), the examples (their Molecule scenario: 38611/2, 38621/2) and tests/eda (lab slots 6 and 7).
+# The Molecule lane: ansible-lint and the Molecule scenarios (both use the collection's copy in the isolated home; each
+# scenario has a lab slot of its own, 127.0.N.x, apart from the slots above). The tool lane: every other stage
+# (ansible-test, plain pytest on local files, the JDK). The output of the last three goes to their logs (echoed only
+# for a stage that fails). TAPECRYPT_SERIAL=1 runs every stage in one lane, echoed.
+LAB_STAGES = ('standin', 'lab', 'playbooks')
+FAULT_STAGES = ('fault', 'examples', 'eda')
 MOLECULE_STAGES = ('lint', 'molecule')
 QUIET = threading.local()
 PRINT_LOCK = threading.Lock()
