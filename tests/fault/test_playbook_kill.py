@@ -461,31 +461,3 @@ def test_backup_to_the_controller_killed_while_copying_the_set_to_the_host(lab, 
     problems += cartridge(lab, new)
     tally.record("backup to the controller killed while copying the set to the host", not problems)
     assert not problems, '\n'.join(problems)
-
-
-def test_restore_from_the_controller_killed_while_copying_the_set_to_the_host(lab, tally):
-    """restore.yml with the sets on the controller copies the set into a private directory beside the keystore (the
-    same protection as the keystore); a run killed before the restore leaves it with EKM untouched, and the next run
-    of add_keys.yml (the sync on the redundant) removes it."""
-    for host in HOSTS:
-        lab.host_vars[host] = {'ekm_backup_where': 'controller', 'ekm_backup_controller_dest': lab.backup_dir}
-    try:
-        before = lab.snapshot()
-        killed = lab.playbook('restore.yml', '-e', 'restore_host=%s' % REDUNDANT,
-                              kill_on=r'^TASK \[tapecrypt\.ekm\.backup : Copy the backup set to the host\]')
-    finally:
-        for host in HOSTS:
-            lab.host_vars[host] = {}
-    left = copies_left(lab, '.tapecrypt-restore.')
-    problems = [] if killed.killed and left else ['no copy left by the kill: %s %r' % (left, killed)]
-    after = {k: v for k, v in lab.snapshot().items() if '/.tapecrypt-restore.' not in k}
-    problems += ['changed by the killed restore: %s' % name for name in sorted(set(before) | set(after))
-                 if before.get(name) != after.get(name)]
-    problems += check(lab, 'after the kill')
-    new = lab.new_range()
-    problems += rerun(lab, 'add_keys.yml')
-    problems += ['left after the next run: %s' % n for n in copies_left(lab, '.tapecrypt-restore.')]
-    problems += check(lab, 'after the rerun')
-    problems += cartridge(lab, new)
-    tally.record('restore from the controller killed while copying the set to the host', not problems)
-    assert not problems, '\n'.join(problems)
