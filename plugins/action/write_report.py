@@ -57,10 +57,13 @@ class ActionModule(ActionBase):
         if self._task.check_mode:
             result['msg'] = 'Check mode: the report was not written.'
             return result
+        # Every directory first, so that a missing one leaves no half of the report written.
+        missing = [path for path, dummy in files if not os.path.isdir(os.path.dirname(os.path.abspath(path)))]
+        if missing:
+            result.update(failed=True, msg='Cannot write the report %s: its directory does not exist; nothing was '
+                                           'written.' % ', '.join(missing))
+            return result
         for path, data in files:
-            if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-                result.update(failed=True, msg='Cannot write the report %s: its directory does not exist.' % path)
-                return result
             try:
                 _files.atomic_write(path, data, mode=mode)
             except _files.FileError as exc:

@@ -44,7 +44,8 @@ PLAY = textwrap.dedent('''
         - name: Into a directory that does not exist
           tapecrypt.ekm.write_report:
             report: "{{ report }}"
-            json_path: "{{ out }}/missing/r.json"
+            json_path: "{{ out }}/first.json"
+            html_path: "{{ out }}/missing/r.html"
           register: missing
           ignore_errors: true
         - name: With a symbolic mode
@@ -92,6 +93,7 @@ def test_write_report_writes_what_the_filter_decided(tmp_path):
     assert stat.S_IMODE(os.stat(out / 'r.json').st_mode) == 0o640 and stat.S_IMODE(os.stat(out / 'r.html').st_mode) == 0o640
     assert results['checked']['written'] == [] and not (out / 'check.json').exists()
     assert results['missing']['failed'] and 'directory does not exist' in results['missing']['msg']
+    assert not (out / 'first.json').exists(), 'a missing directory for one file leaves the other unwritten'
     assert results['symbolic']['failed'] and 'octal' in results['symbolic']['msg'] and not (out / 'sym.json').exists()
     assert results['nopage']['failed'] and 'no HTML page' in results['nopage']['msg']
     leftovers = [n for n in os.listdir(out) if n.startswith('.')]
